@@ -1,0 +1,171 @@
+// Parsed files → a checked program: names, references, placement, route conflicts,
+// and every directive's own checks. All problems go into one bag, in one pass.
+import { parsePattern, type ParsedPattern } from '../compile/pattern.ts'
+import { checkTemplate } from '../compile/templates.ts'
+import type { AnyDirective, Binding, CheckContext, RouteInfo } from '../directives/define.ts'
+import type { Arg, Declaration, ParsedFile, Statement } from '../policy/ast.ts'
+import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
+import { describeSpan, type Span } from '../policy/source.ts'
+import { appBlock, readBlock, readTier, sessionBlock, sinkBlock, upstreamBlock, type AppConfig, type TierConfig, type UpstreamConfig } from './blocks.ts'
+import { resolveStatement } from './resolve.ts'
+import { findConflicts } from './conflicts.ts'
+
+export interface DirectiveUse {
+  def: AnyDirective
+  cfg: unknown
+  span: Span
+  fromDefaults: boolean
+}
+
+export interface CheckedRoute {
+  id: string
+  label: string
+  methods: string[] | null
+  host: string | null
+  pattern: ParsedPattern
+  patternText: string
+  patternSpan: Span
+  uses: DirectiveUse[]
+  info: RouteInfo
+}
+
+export interface CheckedProgram {
+  upstreams: Map<string, UpstreamConfig & { span: Span }>
+  apps: Map<string, AppConfig & { span: Span }>
+  tiers: Map<string, TierConfig>
+  routes: CheckedRoute[]
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']
+const DECLARATION_USAGE: Record<string, string> = {
+  upstream: 'upstream NAME { target URL … }', app: 'app NAME { key "…" … }', tier: 'tier NAME RATE [burst N]', sink: 'sink NAME { … }',
+  session: 'session { verify via UPSTREAM /path … }', defaults: 'defaults { … }', import: 'import "file.policy"', match: 'match METHODS /path [host NAME] { … }',
+}
+const DECLARATIONS = Object.keys(DECLARATION_USAGE)
+
+function declare(seen: Map<string, Span>, kind: string, name: string, span: Span, bag: DiagnosticBag): boolean {
+  const prev = seen.get(`${kind}:${name}`)
+  if (prev) {
+    bag.error('duplicate-name', `${kind} '${name}' is declared twice`, span, { message: `first declared at ${describeSpan(prev)}`, span: prev })
+    return false
+  }
+  seen.set(`${kind}:${name}`, span)
+  return true
+}
+
+export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedProgram {
+  const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [] }
+  const seen = new Map<string, Span>()
+  const decls = files.flatMap((f) => f.declarations)
+  let defaults: { body: Statement[]; span: Span } | undefined
+  let sessionUpstream: Arg | undefined
+  const appTiers: Arg[] = []
+
+  for (const d of decls) {
+    if (d.kind === 'upstream' && declare(seen, 'upstream', d.name, d.nameSpan, bag)) {
+      const cfg = readBlock(upstreamBlock, d.body, bag, `upstream '${d.name}'`)
+      if (cfg.targets.length === 0) bag.error('missing-field', `upstream '${d.name}' has no target`, d.nameSpan, { message: 'usage: target http://host:port [weight N]' })
+      program.upstreams.set(d.name, { ...cfg, span: d.nameSpan })
+    } else if (d.kind === 'app' && declare(seen, 'app', d.name, d.nameSpan, bag)) {
+      const cfg = readBlock(appBlock, d.body, bag, `app '${d.name}'`)
+      if (cfg.tier) appTiers.push(cfg.tier)
+      program.apps.set(d.name, { ...cfg, span: d.nameSpan })
+    } else if (d.kind === 'tier' && declare(seen, 'tier', d.name, d.nameSpan, bag)) {
+      const cfg = readTier({ words: [{ kind: 'word', text: 'tier', span: d.span }, { kind: 'word', text: d.name, span: d.nameSpan }, ...d.args], span: d.span }, bag)
+      if (cfg) program.tiers.set(d.name, cfg)
+    } else if (d.kind === 'sink' && declare(seen, 'sink', d.name, d.nameSpan, bag)) {
+      const cfg = readBlock(sinkBlock, d.body, bag, `sink '${d.name}'`)
+      if (!cfg.kind) bag.error('missing-field', `sink '${d.name}' says nowhere to write: give it redis, http or file`, d.nameSpan)
+    } else if (d.kind === 'session' && declare(seen, 'session', '', d.span, bag)) {
+      const cfg = readBlock(sessionBlock, d.body, bag, 'the session block')
+      sessionUpstream = cfg.verify?.upstream
+    } else if (d.kind === 'defaults') {
+      if (defaults) bag.error('duplicate-name', 'there can be only one defaults block', d.span, { message: 'first declared here', span: defaults.span })
+      else defaults = d
+    } else if (d.kind === 'unknown') {
+      const head = d.statement.words[0]!
+      if (DECLARATIONS.includes(head.text)) {
+        bag.error('syntax', `malformed ${head.text} declaration`, d.statement.span, { message: `usage: ${DECLARATION_USAGE[head.text]}` })
+        continue
+      }
+      const near = didYouMean(head.text, DECLARATIONS)
+      bag.error('unknown-declaration', `unknown declaration '${head.text}'; at the top level: ${DECLARATIONS.join(', ')}`, head.span,
+        ...(near ? [{ message: `did you mean '${near}'?` }] : [{ message: 'directives go inside a match { … } or defaults { … } block' }]))
+    }
+  }
+  // Key ids and tiers are program-wide: check after every declaration is known.
+  const keys = new Map<string, Span>()
+  for (const [name, app] of program.apps) {
+    if (app.key === undefined) continue
+    const prev = keys.get(app.key)
+    if (prev) bag.error('duplicate-name', `app '${name}' uses the key "${app.key}" of another app`, app.keySpan, { message: 'first used here', span: prev })
+    else keys.set(app.key, app.keySpan!)
+  }
+  for (const t of appTiers) if (!program.tiers.has(t.text)) unknownName(bag, 'tier', t, program.tiers.keys())
+  if (sessionUpstream && !program.upstreams.has(sessionUpstream.text)) unknownName(bag, 'upstream', sessionUpstream, program.upstreams.keys())
+
+  const upstreamNames = new Set(program.upstreams.keys())
+  const defaultUses = defaults ? defaults.body.flatMap((st) => resolveStatement(st, 'defaults', bag) ?? []) : []
+  for (const d of decls) {
+    if (d.kind !== 'match') continue
+    const route = checkRoute(d, defaultUses, upstreamNames, bag)
+    if (route) program.routes.push(route)
+  }
+  findConflicts(program.routes, bag)
+  return program
+}
+
+function unknownName(bag: DiagnosticBag, kind: string, arg: Arg, known: Iterable<string>): void {
+  const near = didYouMean(arg.text, known)
+  bag.error(`unknown-${kind}`, `unknown ${kind} '${arg.text}'`, arg.span, ...(near ? [{ message: `did you mean '${near}'?` }] : []))
+}
+
+function checkMethods(methods: Arg[], bag: DiagnosticBag): string[] | null | undefined {
+  if (methods.length === 1 && methods[0]!.kind === 'star') return null
+  const out: string[] = []
+  for (const m of methods) {
+    if (METHODS.includes(m.text)) {
+      out.push(m.text)
+      continue
+    }
+    const upper = METHODS.includes(m.text.toUpperCase())
+    const near = upper ? m.text.toUpperCase() : didYouMean(m.text.toUpperCase(), METHODS)
+    bag.error('bad-method', `unknown HTTP method '${m.text}'${upper ? ' (methods are upper case)' : ''}`, m.span, ...(near ? [{ message: `did you mean '${near}'?` }] : []))
+    return undefined
+  }
+  return [...new Set(out)]
+}
+
+function checkRoute(d: Extract<Declaration, { kind: 'match' }>, defaultUses: DirectiveUse[], upstreams: ReadonlySet<string>, bag: DiagnosticBag): CheckedRoute | undefined {
+  const methods = checkMethods(d.methods, bag)
+  const pattern = parsePattern(d.pattern, bag)
+  let host: string | null = null
+  if (d.host) {
+    host = d.host.text.toLowerCase()
+    if (!/^(\*\.)?[a-z0-9]([a-z0-9\-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]*[a-z0-9])?)*$/.test(host)) {
+      bag.error('bad-host', `'${d.host.text}' is not a host name (a port is not part of it)`, d.host.span)
+    }
+  }
+  const own = d.body.flatMap((st) => resolveStatement(st, 'route', bag) ?? [])
+  const uses = [...defaultUses, ...own]
+  const methodText = methods === null ? '*' : d.methods.map((m) => m.text).join(',')
+  const id = `${methodText} ${d.pattern.text}${host ? ` host ${host}` : ''}`
+  const binds = new Set<Binding>(uses.flatMap((u) => u.def.binds ?? []))
+  const info: RouteInfo = { params: pattern?.params ?? new Map(), binds, label: id }
+  const terminals = own.filter((u) => u.def.terminal)
+  if (terminals.length === 0) {
+    bag.error('missing-terminal', `the route ${id} has no terminal directive: end it with proxy or respond`, d.pattern.span)
+  }
+  for (const extra of terminals.slice(1)) {
+    bag.error('multiple-terminals', `a route has one terminal directive; '${extra.def.name}' follows '${terminals[0]!.def.name}'`, extra.span, {
+      message: 'first terminal here', span: terminals[0]!.span,
+    })
+  }
+  if (pattern) {
+    const ctx: CheckContext = { bag, route: info, upstreams, checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag) }
+    for (const u of uses) u.def.check?.(u.cfg, ctx, u.span)
+  }
+  if (!pattern || methods === undefined) return undefined
+  return { id, label: id, methods, host, pattern, patternText: d.pattern.text, patternSpan: d.pattern.span, uses, info }
+}
+

@@ -1,0 +1,101 @@
+// Flags, then environment variables, validated by zod. Any problem is one line and exit 2.
+import { parseArgs } from 'node:util'
+import { existsSync } from 'node:fs'
+import { z } from 'zod'
+import { parseCidr, type Cidr } from '../runtime/ip.ts'
+
+export class UsageError extends Error {}
+
+const flagSpec = {
+  policies: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  workers: { type: 'string' },
+  redis: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-port': { type: 'string' },
+  'client-ca': { type: 'string' },
+  'trust-proxy': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'admin-token': { type: 'string' },
+  watch: { type: 'boolean' },
+  'no-watch': { type: 'boolean' },
+  'log-format': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+const envOf: Record<string, string> = {
+  policies: 'GATEWAY_POLICIES', port: 'GATEWAY_PORT', host: 'GATEWAY_HOST', workers: 'GATEWAY_WORKERS', redis: 'REDIS_URL',
+  'tls-cert': 'GATEWAY_TLS_CERT', 'tls-key': 'GATEWAY_TLS_KEY', 'tls-port': 'GATEWAY_TLS_PORT', 'client-ca': 'GATEWAY_CLIENT_CA',
+  'trust-proxy': 'GATEWAY_TRUST_PROXY', 'admin-port': 'GATEWAY_ADMIN_PORT', 'admin-token': 'GATEWAY_ADMIN_TOKEN',
+  watch: 'GATEWAY_WATCH', 'log-format': 'GATEWAY_LOG_FORMAT',
+}
+
+const port = (name: string) =>
+  z.string().regex(/^\d+$/, `${name} must be a port number`).transform(Number).refine((n) => n <= 65535, `${name} must be at most 65535`)
+const readable = (name: string) => z.string().refine((p) => existsSync(p), { message: `${name}: cannot read that file` })
+
+const Options = z.object({
+  policies: z.string().min(1).default('./policies'),
+  port: port('--port').default(8080),
+  host: z.string().min(1).default('0.0.0.0'),
+  workers: z.union([z.literal('auto'), z.string().regex(/^[1-9]\d{0,2}$/, '--workers must be a positive number or auto')]).default('1')
+    .transform((w) => (w === 'auto' ? navigator.hardwareConcurrency : Number(w))),
+  redis: z.string().regex(/^rediss?:\/\/\S+$/, '--redis must be a redis:// or rediss:// URL').optional(),
+  'tls-cert': readable('--tls-cert').optional(),
+  'tls-key': readable('--tls-key').optional(),
+  'tls-port': port('--tls-port').default(8443),
+  'client-ca': readable('--client-ca').optional(),
+  'trust-proxy': z.string().optional().transform((s, ctx): Cidr[] => {
+    if (!s) return []
+    return s.split(',').map((part) => {
+      const c = parseCidr(part.trim())
+      if (!c) ctx.addIssue({ code: 'custom', message: `--trust-proxy: '${part.trim()}' is not an IP address or CIDR range` })
+      return c!
+    })
+  }),
+  'admin-port': port('--admin-port').default(9080),
+  'admin-token': z.string().min(16, '--admin-token must be at least 16 characters').optional(),
+  watch: z.enum(['true', 'false', '1', '0']).default('true').transform((w) => w === 'true' || w === '1'),
+  'log-format': z.enum(['json', 'pretty'], { message: '--log-format must be json or pretty' }).optional(),
+}).refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
+
+export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' }
+
+export const HELP = `usage:
+  gateway [--policies DIR] [--port N] [--host ADDR] [options]   serve
+  gateway check DIR                                             parse and check; exit 1 on errors
+  gateway routes DIR                                            print the compiled route table
+options (flag, then environment variable):
+  --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL
+  --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
+  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty`
+
+export function parseOptions(argv: string[], env: Record<string, string | undefined>): GatewayOptions {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: flagSpec, allowPositionals: true, strict: true })
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, '').split('\n')[0])
+  }
+  const { values, positionals } = parsed
+  if (values.help) throw new UsageError(HELP)
+  const [command = 'serve', dir, extra] = positionals
+  if (command !== 'serve' && command !== 'check' && command !== 'routes') throw new UsageError(`unknown command '${command}' (commands: check, routes; no command serves)`)
+  if (extra !== undefined || (command === 'serve' && dir !== undefined)) throw new UsageError(`unexpected argument '${extra ?? dir}'`)
+  const raw: Record<string, string | undefined> = {}
+  for (const [flag, name] of Object.entries(envOf)) raw[flag] = env[name] || undefined
+  for (const [flag, v] of Object.entries(values)) if (typeof v === 'string') raw[flag] = v
+  if (values.watch) raw.watch = 'true'
+  if (values['no-watch']) raw.watch = 'false'
+  if (dir !== undefined) raw.policies = dir
+  const result = Options.safeParse(raw)
+  if (!result.success) {
+    const issue = result.error.issues[0]!
+    const field = issue.path[0]
+    const msg = issue.message
+    throw new UsageError(field && !msg.includes('--') ? `--${String(field)}: ${msg}` : msg)
+  }
+  return { ...result.data, command }
+}

@@ -1,0 +1,82 @@
+// `gateway` — serve, `gateway check DIR`, `gateway routes DIR`.
+import { buildProgram } from '../compile/build-program.ts'
+import { AccessLog, stdoutWriter } from '../log/access-log.ts'
+import { Metrics } from '../metrics/metrics.ts'
+import { PolicyDirError } from '../policy/load.ts'
+import { renderDiagnostics } from '../policy/diagnostics.ts'
+import { ipMatcher } from '../runtime/ip.ts'
+import { createObserver } from '../runtime/observe.ts'
+import { startAdmin } from '../server/admin.ts'
+import { Gateway } from '../server/gateway.ts'
+import { memoryStore } from '../store/memory.ts'
+import { redisStore } from '../store/redis.ts'
+import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
+import { printRoutes } from './routes-table.ts'
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`)
+  process.exit(code)
+}
+
+function check(opts: GatewayOptions): never {
+  const result = buildProgram(opts.policies)
+  if (result.diagnostics) fail(renderDiagnostics(result.diagnostics).trimEnd(), 1)
+  if (opts.command === 'routes') process.stdout.write(printRoutes(result.program.routeTable()))
+  else process.stdout.write(`${opts.policies}: ok, ${result.program.routes.length} routes\n`)
+  process.exit(0)
+}
+
+async function serve(opts: GatewayOptions): Promise<void> {
+  const metrics = new Metrics()
+  const log = new AccessLog(stdoutWriter(), opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json'))
+  const observer = createObserver(log, metrics)
+  const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
+  const first = buildProgram(opts.policies, { trustProxy, observer })
+  if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
+  const store = opts.redis ? redisStore(opts.redis) : memoryStore()
+  const gw = new Gateway({
+    policies: opts.policies, host: opts.host, port: opts.port,
+    tls: opts['tls-cert'] && opts['tls-key'] ? { cert: opts['tls-cert'], key: opts['tls-key'], port: opts['tls-port'] } : undefined,
+    trustProxy, watch: opts.watch, reusePort: opts.workers > 1, observer, log, metrics, store,
+  }, first.program)
+  try {
+    gw.listen()
+  } catch (err) {
+    fail(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, 2)
+  }
+  let admin
+  try {
+    admin = startAdmin(gw, opts['admin-port'], opts['admin-token'])
+  } catch (err) {
+    await gw.stop()
+    fail(`cannot listen on 127.0.0.1:${opts['admin-port']} for the admin API: ${(err as Error).message}`, 2)
+  }
+  gw.watchPolicies()
+  process.on('SIGHUP', () => gw.reload('SIGHUP'))
+  const shutdown = async (signal: string) => {
+    console.error(`portcullis: ${signal}: finishing in-flight requests`)
+    admin.stop(true)
+    await gw.stop()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+  console.error(`portcullis: admin API on ${admin.url.href.replace(/\/$/, '')}`)
+  console.error(`portcullis: ${first.program.routes.length} routes from ${opts.policies} (version ${first.program.version}), store: ${store.kind}`)
+  for (const url of gw.urls) process.stdout.write(`portcullis listening on ${url}\n`)
+}
+
+let opts: GatewayOptions
+try {
+  opts = parseOptions(process.argv.slice(2), process.env)
+} catch (err) {
+  if (err instanceof UsageError) fail(err.message, err.message.startsWith('usage:') ? 0 : 2)
+  throw err
+}
+try {
+  if (opts.command === 'serve') await serve(opts)
+  else check(opts)
+} catch (err) {
+  if (err instanceof PolicyDirError) fail(err.message, 2)
+  fail(`portcullis: ${(err as Error).message}`, 2)
+}

@@ -1,0 +1,17 @@
+// `gateway routes`: the compiled route table as text.
+import type { RouteRow } from '../runtime/program.ts'
+
+export function printRoutes(rows: RouteRow[]): string {
+  const table = rows.map((r) => [
+    r.method,
+    r.host ?? '*',
+    r.pattern,
+    ['access', 'rewrite', 'response', 'log'].map((s) => `${s}: ${r.stages[s as keyof RouteRow['stages']].join(', ') || '-'}`).join('; '),
+    r.terminal,
+    r.location,
+  ])
+  const head = ['METHOD', 'HOST', 'PATTERN', 'STAGES', 'TERMINAL', 'SOURCE']
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  return `${[line(head), ...table.map(line)].join('\n')}\n`
+}

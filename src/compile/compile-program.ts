@@ -1,0 +1,80 @@
+// Checked program → runtime Program: upstream pools, per-route Plans, the router.
+import type { CheckedProgram, CheckedRoute } from '../check/check-program.ts'
+import type { CompileContext } from '../directives/define.ts'
+import { describeSpan } from '../policy/source.ts'
+import { STAGES, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
+import { createHandler, type RequestObserver } from '../runtime/handle.ts'
+import { canonicalName } from '../runtime/headers.ts'
+import type { IpMatcher } from '../runtime/ip.ts'
+import { Program } from '../runtime/program.ts'
+import { Router } from '../runtime/router.ts'
+import { DEFAULT_UPSTREAM_TIMEOUT_MS, roundRobin, targetOf, type UpstreamPool } from '../runtime/upstream.ts'
+import { compileTemplate } from './templates.ts'
+
+export interface CompileOptions {
+  trustProxy: IpMatcher | null
+  observer: RequestObserver
+  version: number
+}
+
+function stageLabel(name: string, cfg: unknown): string {
+  const c = cfg as { upstream?: { name?: string; url?: URL } }
+  if (name === 'proxy' && c.upstream) return `proxy ${c.upstream.name ?? c.upstream.url?.href}`
+  return name
+}
+
+function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, inline: (u: URL) => UpstreamPool, disposers: (() => void)[]): CompiledRoute {
+  const ctx: CompileContext = {
+    route: { ...r.info, id: r.id },
+    upstream: pools,
+    inlineUpstream: inline,
+    template: (t, mode) => compileTemplate(t, mode),
+    onDispose: (fn) => disposers.push(fn),
+  }
+  const fns: Record<Stage, unknown[]> = { access: [], rewrite: [], proxy: [], response: [], log: [] }
+  const stageNames: Record<Stage, string[]> = { access: [], rewrite: [], proxy: [], response: [], log: [] }
+  const protectedHeaders = new Set<string>()
+  // Defaults come first in `uses`, then the route's own, in source order.
+  for (const stage of STAGES) {
+    for (const u of r.uses) {
+      if (u.def.stage !== stage) continue
+      fns[stage].push(u.def.compile(u.cfg, ctx))
+      stageNames[stage].push(stageLabel(u.def.name, u.cfg))
+      for (const h of u.def.setsHeaders?.(u.cfg) ?? []) protectedHeaders.add(canonicalName(h))
+    }
+  }
+  const plan: Plan = Object.freeze({
+    access: fns.access as Plan['access'],
+    rewrite: fns.rewrite as Plan['rewrite'],
+    terminal: fns.proxy[0] as Plan['terminal'],
+    response: fns.response as Plan['response'],
+    log: fns.log as Plan['log'],
+  })
+  return Object.freeze({
+    id: r.id, methods: r.methods, host: r.host, pattern: r.patternText, location: describeSpan(r.patternSpan),
+    plan, stageNames, protectedHeaders,
+  })
+}
+
+export function compileProgram(checked: CheckedProgram, opts: CompileOptions): Program {
+  const disposers: (() => void)[] = []
+  const pools = new Map<string, UpstreamPool>()
+  for (const [name, u] of checked.upstreams) {
+    pools.set(name, roundRobin(name, u.targets.map((t) => targetOf(t.url, t.weight)), u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS))
+  }
+  const inlinePools = new Map<string, UpstreamPool>()
+  const inline = (url: URL) => {
+    let p = inlinePools.get(url.href)
+    if (!p) inlinePools.set(url.href, (p = roundRobin(url.origin, [targetOf(url)], DEFAULT_UPSTREAM_TIMEOUT_MS)))
+    return p
+  }
+  const router = new Router()
+  const routes: CompiledRoute[] = []
+  for (const r of checked.routes) {
+    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers)
+    router.add(compiled, r.pattern.segments)
+    routes.push(compiled)
+  }
+  const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer })
+  return new Program(opts.version, Object.freeze(routes), handler, disposers)
+}

@@ -1,0 +1,103 @@
+// References usable in values and templates: `param.id`, `request.header.X-Foo`, …
+// Each root says when it is valid (check time) and how to read it (compile time).
+import type { Binding, RouteInfo, TemplateMode } from '../directives/define.ts'
+import type { RequestContext } from '../runtime/context.ts'
+
+type Getter = (ctx: RequestContext) => string | undefined
+
+interface RefRoot {
+  root: string
+  describe: string
+  // An error message, or undefined when `rest` (the part after the root) is fine here.
+  check(rest: string, route: RouteInfo): string | undefined
+  compile(rest: string, mode: TemplateMode): Getter
+}
+
+function decodeCapture(v: string): string {
+  try {
+    return decodeURIComponent(v)
+  } catch {
+    return v
+  }
+}
+
+function captureGetter(name: string, mode: TemplateMode): Getter {
+  return mode === 'path' ? (ctx) => ctx.params[name] : (ctx) => {
+    const v = ctx.params[name]
+    return v === undefined ? undefined : decodeCapture(v)
+  }
+}
+
+const requestFields: Record<string, Getter> = {
+  ip: (ctx) => ctx.ip,
+  id: (ctx) => ctx.id,
+  method: (ctx) => ctx.method,
+  path: (ctx) => ctx.path,
+  host: (ctx) => ctx.host,
+  scheme: (ctx) => ctx.proto,
+}
+
+function needs(binding: Binding, what: string) {
+  return (_rest: string, route: RouteInfo) =>
+    route.binds.has(binding) ? undefined : `'${what}' needs a route that identifies the caller (${binding}); ${route.label} binds none`
+}
+
+// No directive of this version binds an identity, so the checker refuses these before compile.
+function unbound(rest: string): Getter {
+  throw new Error(`reference to an unbound identity (${rest}) reached the compiler`)
+}
+
+const roots: RefRoot[] = [
+  {
+    root: 'param',
+    describe: 'param.NAME (a capture of the path pattern)',
+    check: (rest, route) => (route.params.has(rest) ? undefined : `the route ${route.label} has no capture named '${rest}'`),
+    compile: (rest, mode) => captureGetter(rest, mode),
+  },
+  {
+    root: 'request',
+    describe: 'request.ip, request.id, request.method, request.path, request.host, request.scheme, request.header.NAME, request.query.NAME',
+    check: (rest) => (rest in requestFields || /^(header|query)\.[A-Za-z0-9_\-.]+$/.test(rest) ? undefined : `unknown request field '${rest}'`),
+    compile(rest) {
+      if (rest.startsWith('header.')) {
+        const name = rest.slice(7).toLowerCase()
+        return (ctx) => ctx.req.headers.get(name) ?? undefined
+      }
+      if (rest.startsWith('query.')) {
+        const name = rest.slice(6)
+        return (ctx) => new URLSearchParams(ctx.rawQuery).get(name) ?? undefined
+      }
+      return requestFields[rest]!
+    },
+  },
+  // Identity references: valid only on routes where a directive binds the caller.
+  { root: 'app', describe: 'app.name, app.meta.KEY', check: needs('app', 'app'), compile: unbound },
+  { root: 'jwt', describe: 'jwt.CLAIM', check: needs('jwt', 'jwt'), compile: unbound },
+  { root: 'user', describe: 'user.FIELD', check: needs('user', 'user'), compile: unbound },
+]
+
+export const referenceRoots = roots.map((r) => r.root)
+
+function split(ref: string): [RefRoot | undefined, string] {
+  const dot = ref.indexOf('.')
+  const head = dot === -1 ? ref : ref.slice(0, dot)
+  return [roots.find((r) => r.root === head), dot === -1 ? '' : ref.slice(dot + 1)]
+}
+
+// A bare name (`{id}`) is a capture of the route; anything else needs a known root.
+export function checkReference(ref: string, route: RouteInfo): string | undefined {
+  if (!ref.includes('.')) {
+    if (route.params.has(ref)) return undefined
+    return `unknown reference '${ref}': the route ${route.label} has no capture of that name, and references look like ${roots.map((r) => `${r.root}.…`).join(', ')}`
+  }
+  const [root, rest] = split(ref)
+  if (!root) return `unknown reference '${ref}'; references look like ${roots.map((r) => `${r.root}.…`).join(', ')}`
+  if (!rest) return `incomplete reference '${ref}': expected ${root.describe}`
+  return root.check(rest, route)
+}
+
+export function compileReference(ref: string, mode: TemplateMode): Getter {
+  if (!ref.includes('.')) return captureGetter(ref, mode)
+  const [root, rest] = split(ref)
+  return root!.compile(rest, mode)
+}

@@ -1,0 +1,54 @@
+// The shape of a directive module. A directive declares itself; the core iterates.
+import type { ArgCursor } from '../policy/cursor.ts'
+import type { DiagnosticBag } from '../policy/diagnostics.ts'
+import type { Span } from '../policy/source.ts'
+import type { Template } from '../policy/template.ts'
+import type { Stage, StageFns } from '../runtime/context.ts'
+import type { UpstreamPool } from '../runtime/upstream.ts'
+
+export type Place = 'route' | 'defaults'
+export type Binding = 'app' | 'user' | 'jwt'
+export type TemplateMode = 'path' | 'text'
+
+export interface RouteInfo {
+  params: ReadonlyMap<string, { rest: boolean }>
+  binds: ReadonlySet<Binding>
+  label: string // `GET /api/{id}` for messages
+}
+
+export interface CheckContext {
+  bag: DiagnosticBag
+  route: RouteInfo
+  upstreams: ReadonlySet<string>
+  checkTemplate(t: Template, mode: TemplateMode): void
+}
+
+export interface CompileContext {
+  route: RouteInfo & { id: string }
+  upstream(name: string): UpstreamPool
+  inlineUpstream(url: URL): UpstreamPool
+  template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
+  onDispose(fn: () => void): void
+}
+
+export interface DirectiveDef<C, S extends Stage = Stage> {
+  name: string // = file name = what users type
+  stage: S
+  places: readonly Place[]
+  usage: string
+  summary: string // one line for the README table
+  terminal?: boolean
+  binds?: readonly Binding[]
+  // Header names this directive sets: clients may not send them (in any `_`/`.` spelling).
+  setsHeaders?(cfg: C): string[]
+  read(a: ArgCursor): C | undefined
+  check?(cfg: C, ctx: CheckContext, at: Span): void
+  compile(cfg: C, ctx: CompileContext): StageFns[S]
+}
+
+// Erases the config type so the registry can hold every directive in one array.
+export type AnyDirective = DirectiveDef<any, Stage>
+
+export function defineDirective<C, S extends Stage>(def: DirectiveDef<C, S>): DirectiveDef<C, S> {
+  return Object.freeze(def)
+}

@@ -1,0 +1,48 @@
+import { parseUrl } from '../policy/cursor.ts'
+import { didYouMean } from '../policy/diagnostics.ts'
+import type { Span } from '../policy/source.ts'
+import { proxyTo } from '../runtime/proxy.ts'
+import { defineDirective } from './define.ts'
+
+type ProxyConfig = { upstream: { name: string; span: Span } | { url: URL }; timeoutMs?: number }
+
+export default defineDirective({
+  name: 'proxy',
+  stage: 'proxy',
+  terminal: true,
+  places: ['route'],
+  usage: 'proxy UPSTREAM | http://host:port[/base] [timeout DURATION]',
+  summary: 'Forwards the request to a named upstream or a URL, streaming both ways; 502 when unreachable, 504 on timeout.',
+  read(a): ProxyConfig | undefined {
+    const arg = a.expect(['word', 'url'], 'an upstream name or a URL')
+    if (!arg) return undefined
+    let upstream: ProxyConfig['upstream']
+    if (arg.kind === 'url') {
+      const url = parseUrl(arg.text)
+      if (!url) return a.fail('bad-url', `'${arg.text}' is not a valid http(s) URL without query or credentials`, arg.span)
+      upstream = { url }
+    } else upstream = { name: arg.text, span: arg.span }
+    const cfg: ProxyConfig = { upstream }
+    if (a.accept('timeout')) {
+      const ms = a.duration()
+      if (ms === undefined) return undefined
+      cfg.timeoutMs = ms
+    }
+    a.end()
+    return cfg
+  },
+  check(cfg, ctx) {
+    if (!('name' in cfg.upstream) || ctx.upstreams.has(cfg.upstream.name)) return
+    const { name, span } = cfg.upstream
+    const near = didYouMean(name, ctx.upstreams)
+    const hint = near ? `did you mean '${near}'?` : ctx.upstreams.size ? `upstreams: ${[...ctx.upstreams].join(', ')}` : 'declare it with: upstream NAME { target URL }'
+    ctx.bag.error('unknown-upstream', `unknown upstream '${name}'`, span, { message: hint })
+  },
+  compile(cfg, ctx) {
+    const pool = 'name' in cfg.upstream ? ctx.upstream(cfg.upstream.name) : ctx.inlineUpstream(cfg.upstream.url)
+    const timeoutMs = cfg.timeoutMs ?? pool.timeoutMs
+    return function proxy(req) {
+      return proxyTo(req, pool, timeoutMs)
+    }
+  },
+})

@@ -1,0 +1,31 @@
+import { canonicalName, safeHeaderValue } from '../runtime/headers.ts'
+import { defineDirective } from './define.ts'
+import { assignedValue, headerName } from './values.ts'
+
+export default defineDirective({
+  name: 'set header',
+  stage: 'rewrite',
+  places: ['route', 'defaults'],
+  usage: 'set header NAME = "value {param.id}" | reference',
+  summary: 'Sets (replaces) a request header sent upstream; clients cannot send it themselves in any spelling.',
+  read(a) {
+    const name = headerName(a)
+    const value = name === undefined ? undefined : assignedValue(a)
+    a.end()
+    return name === undefined || value === undefined ? undefined : { name, value }
+  },
+  setsHeaders: (cfg) => [canonicalName(cfg.name)],
+  check(cfg, ctx) {
+    ctx.checkTemplate(cfg.value, 'text')
+  },
+  compile(cfg, ctx) {
+    const name = cfg.name.toLowerCase()
+    const value = ctx.template(cfg.value, 'text')
+    return function setHeader(req) {
+      const v = value(req)
+      if (v === undefined) req.upstreamHeaders.delete(name)
+      else req.upstreamHeaders.set(name, safeHeaderValue(v))
+      return undefined
+    }
+  },
+})

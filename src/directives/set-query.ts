@@ -1,0 +1,30 @@
+import { defineDirective } from './define.ts'
+import { assignedValue, queryName } from './values.ts'
+
+export default defineDirective({
+  name: 'set query',
+  stage: 'rewrite',
+  places: ['route', 'defaults'],
+  usage: 'set query NAME = "value" | reference',
+  summary: 'Sets (replaces) a query parameter of the upstream request.',
+  read(a) {
+    const name = queryName(a)
+    const value = name === undefined ? undefined : assignedValue(a)
+    a.end()
+    return name === undefined || value === undefined ? undefined : { name, value }
+  },
+  check(cfg, ctx) {
+    ctx.checkTemplate(cfg.value, 'text')
+  },
+  compile(cfg, ctx) {
+    const value = ctx.template(cfg.value, 'text')
+    const name = cfg.name
+    return function setQuery(req) {
+      const q = (req.upstreamQuery ??= new URLSearchParams(req.rawQuery))
+      const v = value(req)
+      if (v === undefined) q.delete(name)
+      else q.set(name, v)
+      return undefined
+    }
+  },
+})

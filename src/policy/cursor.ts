@@ -1,0 +1,196 @@
+// A typed cursor over a statement's arguments (Caddy's Dispenser). Each reader
+// returns undefined after reporting a diagnostic at the argument's span.
+import { existsSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { parseCidr, type Cidr } from '../runtime/ip.ts'
+import type { Arg, ArgKind, Statement } from './ast.ts'
+import type { DiagnosticBag } from './diagnostics.ts'
+import { dateMs, durationMs, rateOf, sizeBytes, type Rate } from './literals.ts'
+import { joinSpans, spanOf, type Span } from './source.ts'
+import { parseTemplate, stringOffsets, type Template } from './template.ts'
+import { unquote } from './ast.ts'
+
+export type SecretRef = { from: 'env'; name: string; span: Span } | { from: 'file'; path: string; span: Span }
+
+export class ArgCursor {
+  private i: number
+
+  constructor(
+    readonly statement: Statement,
+    readonly bag: DiagnosticBag,
+    readonly usage: string,
+    readonly name: string,
+    start: number,
+  ) {
+    this.i = start
+  }
+
+  get span(): Span {
+    return this.statement.span
+  }
+  peek(offset = 0): Arg | undefined {
+    return this.statement.words[this.i + offset]
+  }
+  done(): boolean {
+    return this.i >= this.statement.words.length
+  }
+  next(): Arg | undefined {
+    return this.statement.words[this.i++]
+  }
+  // Where a missing argument is reported: just after the last one.
+  private endSpan(): Span {
+    const last = this.statement.words[this.statement.words.length - 1]!
+    return spanOf(last.span.file, last.span.offset + last.span.length, 1)
+  }
+
+  fail(code: string, message: string, span?: Span): undefined {
+    return this.bag.error(code, message, span ?? this.peek()?.span ?? this.endSpan(), { message: `usage: ${this.usage}` })
+  }
+
+  expect(kinds: ArgKind[], what: string): Arg | undefined {
+    const a = this.peek()
+    if (!a) return this.fail('missing-argument', `'${this.name}' expects ${what}`)
+    if (!kinds.includes(a.kind)) return this.fail('bad-argument', `'${this.name}' expects ${what}, found '${a.text}'`)
+    this.i++
+    return a
+  }
+
+  // The next word if it is `word` (an optional keyword); nothing is reported.
+  accept(word: string): Arg | undefined {
+    const a = this.peek()
+    if (a?.kind === 'word' && a.text === word) {
+      this.i++
+      return a
+    }
+    return undefined
+  }
+
+  acceptKind(kind: ArgKind): Arg | undefined {
+    const a = this.peek()
+    if (a?.kind === kind) {
+      this.i++
+      return a
+    }
+    return undefined
+  }
+
+  oneOf<W extends string>(words: readonly W[], what: string): W | undefined {
+    const a = this.expect(['word'], what)
+    if (!a) return undefined
+    if (!(words as readonly string[]).includes(a.text)) {
+      return this.fail('bad-argument', `'${this.name}' expects ${what} (${words.join(', ')}), found '${a.text}'`, a.span)
+    }
+    return a.text as W
+  }
+
+  word(what = 'a name'): Arg | undefined {
+    return this.expect(['word'], what)
+  }
+
+  string(what = 'a "string"'): { value: string; arg: Arg } | undefined {
+    const a = this.expect(['string'], what)
+    return a && { value: unquote(a.text), arg: a }
+  }
+
+  template(arg: Arg): Template {
+    if (arg.kind === 'string') return parseTemplate(unquote(arg.text), arg.span, stringOffsets(arg.text, arg.span.offset))
+    return parseTemplate(arg.text, arg.span, (i) => arg.span.offset + i)
+  }
+
+  integer(what: string, min: number, max: number): number | undefined {
+    const a = this.expect(['number'], what)
+    if (!a) return undefined
+    const n = Number(a.text)
+    if (n < min || n > max) return this.fail('bad-argument', `${what} must be between ${min} and ${max}, found ${a.text}`, a.span)
+    return n
+  }
+
+  duration(what = 'a duration like 5s'): number | undefined {
+    const a = this.expect(['duration'], what)
+    if (!a) return undefined
+    const ms = durationMs(a.text)
+    if (ms <= 0) return this.fail('bad-argument', `a duration must be more than zero, found ${a.text}`, a.span)
+    return ms
+  }
+
+  rate(): Rate | undefined {
+    const a = this.expect(['rate'], 'a rate like 20/min')
+    if (!a) return undefined
+    const r = rateOf(a.text)
+    if (r.limit <= 0) return this.fail('bad-argument', `a rate must allow at least one request, found ${a.text}`, a.span)
+    return r
+  }
+
+  size(): number | undefined {
+    const a = this.expect(['size', 'number'], 'a size like 1mb')
+    if (!a) return undefined
+    if (a.kind === 'number') return this.fail('bad-argument', `a size needs a unit (b, kb, mb, gb), found ${a.text}`, a.span)
+    return sizeBytes(a.text)
+  }
+
+  date(): number | undefined {
+    const a = this.expect(['date'], 'a date like 2027-06-30')
+    if (!a) return undefined
+    const ms = dateMs(a.text)
+    return Number.isNaN(ms) ? this.fail('bad-argument', `'${a.text}' is not a valid date`, a.span) : ms
+  }
+
+  url(): URL | undefined {
+    const a = this.expect(['url'], 'a URL like http://127.0.0.1:9001')
+    if (!a) return undefined
+    return parseUrl(a.text) ?? this.fail('bad-url', `'${a.text}' is not a valid URL`, a.span)
+  }
+
+  // `A, B, C` — at least one item.
+  list<V>(item: () => V | undefined): V[] | undefined {
+    const out: V[] = []
+    for (;;) {
+      const v = item()
+      if (v === undefined) return undefined
+      out.push(v)
+      if (!this.acceptKind('comma')) return out
+    }
+  }
+
+  cidr(): Cidr | undefined {
+    const a = this.expect(['ip4', 'ip6'], 'an IP address or CIDR like 10.0.0.0/8')
+    if (!a) return undefined
+    return parseCidr(a.text) ?? this.fail('bad-cidr', `'${a.text}' is not a valid IP address or CIDR range`, a.span)
+  }
+
+  // `env NAME` or `file "path"` (relative to the policy file); a missing one is an error now.
+  secret(): SecretRef | undefined {
+    const kind = this.oneOf(['env', 'file'], 'a secret source')
+    if (!kind) return undefined
+    if (kind === 'env') {
+      const n = this.word('an environment variable name')
+      if (!n) return undefined
+      if (process.env[n.text] === undefined) return this.fail('missing-env', `environment variable ${n.text} is not set`, n.span)
+      return { from: 'env', name: n.text, span: n.span }
+    }
+    const s = this.string('a "path"')
+    if (!s) return undefined
+    const path = resolve(dirname(s.arg.span.file.absPath), s.value)
+    if (!existsSync(path)) return this.fail('missing-file', `file "${s.value}" does not exist (looked for ${path})`, s.arg.span)
+    return { from: 'file', path, span: s.arg.span }
+  }
+
+  // Nothing may follow: report the first extra argument.
+  end(): void {
+    const a = this.peek()
+    if (!a) return
+    const last = this.statement.words[this.statement.words.length - 1]!
+    this.fail('extra-argument', `unexpected '${a.text}' after '${this.name}'`, joinSpans(a.span, last.span))
+    this.i = this.statement.words.length
+  }
+}
+
+export function parseUrl(text: string): URL | undefined {
+  try {
+    const u = new URL(text)
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || u.username || u.password || u.search || u.hash) return undefined
+    return u
+  } catch {
+    return undefined
+  }
+}

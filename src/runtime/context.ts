@@ -1,0 +1,75 @@
+// What one request carries through the stages, and the shape of a compiled route.
+import type { GatewayError } from './gateway-error.ts'
+
+export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
+// Written once; the compiler and the handler both follow it.
+export const STAGES: readonly Stage[] = Object.freeze(['access', 'rewrite', 'proxy', 'response', 'log'])
+
+export interface RequestContext {
+  readonly req: Request
+  readonly id: string
+  readonly start: number
+  readonly method: string
+  readonly host: string // lower case, without port
+  readonly hostHeader: string
+  readonly proto: 'http' | 'https'
+  readonly peerIp: string
+  readonly ip: string // the client, after trusted proxies
+  readonly path: string // normalised
+  readonly rawQuery: string // without `?`
+  readonly params: Readonly<Record<string, string>>
+  readonly route: CompiledRoute
+  // Built after the access stage; the rewrite stage edits these.
+  upstreamPath: string
+  upstreamQuery: URLSearchParams | null // null = pass rawQuery through untouched
+  upstreamHeaders: Headers
+  // Extra headers for every response of this request, errors included (e.g. Deprecation).
+  responseHeaders: [string, string][] | null
+  bodyLimit: number | null
+  bodyLimitExceeded: boolean
+  app: string | null
+  user: string | null
+  upstream: string | null
+  upstreamStatus: number | null
+  upstreamMs: number | null
+  gatewayError: string | null
+  bytesIn: number
+}
+
+type Maybe<T> = T | Promise<T>
+export type AccessFn = (ctx: RequestContext) => Maybe<GatewayError | undefined>
+export type RewriteFn = (ctx: RequestContext) => GatewayError | undefined
+export type TerminalFn = (ctx: RequestContext) => Maybe<Response>
+export type ResponseFn = (ctx: RequestContext, headers: Headers, status: number) => void
+export interface AccessLogEntry {
+  [field: string]: string | number | null
+}
+export type LogFn = (ctx: RequestContext, entry: AccessLogEntry) => void
+
+export interface StageFns {
+  access: AccessFn
+  rewrite: RewriteFn
+  proxy: TerminalFn
+  response: ResponseFn
+  log: LogFn
+}
+
+export interface Plan {
+  access: AccessFn[]
+  rewrite: RewriteFn[]
+  terminal: TerminalFn
+  response: ResponseFn[]
+  log: LogFn[]
+}
+
+export interface CompiledRoute {
+  id: string // `METHODS PATTERN [host H]`: stable across reloads
+  methods: readonly string[] | null // null = every method
+  host: string | null
+  pattern: string
+  location: string // file:line
+  plan: Plan
+  stageNames: Record<Stage, string[]>
+  // Normalised names (lower case, `_` and `.` as `-`) a client may not send upstream.
+  protectedHeaders: ReadonlySet<string>
+}

@@ -1,0 +1,55 @@
+// Header hygiene: hop-by-hop headers both ways, and identity headers a client may not send.
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'host',
+])
+
+// `X_Consumer`, `x.consumer` and `X-Consumer` are one header to many upstream frameworks.
+export function canonicalName(name: string): string {
+  return name.toLowerCase().replace(/[_.]/g, '-')
+}
+
+const IDENTITY_EXACT = new Set([
+  'x-consumer', 'x-credential-identifier', 'x-anonymous-consumer', 'x-user-json', 'x-forwarded-client-cert', 'gateway-error',
+])
+const IDENTITY_PREFIXES = ['x-consumer-', 'x-client-cert']
+
+export function isIdentityHeader(canonical: string): boolean {
+  return IDENTITY_EXACT.has(canonical) || IDENTITY_PREFIXES.some((p) => canonical.startsWith(p))
+}
+
+function connectionTokens(headers: Headers): string[] {
+  const c = headers.get('connection')
+  return c ? c.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean) : []
+}
+
+// The request headers an upstream may see: no hop-by-hop, no identity or protected names.
+export function upstreamRequestHeaders(incoming: Headers, protectedNames: ReadonlySet<string>): Headers {
+  const out = new Headers()
+  const named = connectionTokens(incoming)
+  for (const [name, value] of incoming) {
+    if (HOP_BY_HOP.has(name) || named.includes(name)) continue
+    const canonical = canonicalName(name)
+    if (isIdentityHeader(canonical) || protectedNames.has(canonical)) continue
+    out.append(name, value)
+  }
+  return out
+}
+
+// The upstream's response headers as the client gets them.
+export function clientResponseHeaders(upstream: Headers): Headers {
+  const out = new Headers()
+  const named = connectionTokens(upstream)
+  for (const [name, value] of upstream) {
+    if (HOP_BY_HOP.has(name) || named.includes(name) || name === 'gateway-error') continue
+    if (name === 'set-cookie') continue
+    out.append(name, value)
+  }
+  for (const cookie of upstream.getSetCookie()) out.append('set-cookie', cookie)
+  return out
+}
+
+// Header values built from templates may not smuggle new lines or NULs.
+export function safeHeaderValue(v: string): string {
+  return /[\r\n\0]/.test(v) ? v.replace(/[\r\n\0]+/g, ' ') : v
+}

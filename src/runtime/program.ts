@@ -1,0 +1,60 @@
+// A compiled policy program: the route table and its handler. Immutable once built;
+// a reload builds a new one and swaps the reference.
+import type { CompiledRoute, Stage } from './context.ts'
+import type { Peer } from './handle.ts'
+
+export interface RouteRow {
+  method: string
+  host: string | null
+  pattern: string
+  location: string
+  stages: Record<Stage, string[]>
+  terminal: string
+}
+
+export class Program {
+  private inflightCount = 0
+  private idle: (() => void) | null = null
+
+  constructor(
+    readonly version: number,
+    readonly routes: readonly CompiledRoute[],
+    private readonly handler: (req: Request, peer: Peer) => Promise<Response>,
+    private readonly disposers: readonly (() => void)[],
+  ) {}
+
+  get inflight(): number {
+    return this.inflightCount
+  }
+
+  async handle(req: Request, peer: Peer): Promise<Response> {
+    this.inflightCount++
+    try {
+      return await this.handler(req, peer)
+    } finally {
+      if (--this.inflightCount === 0 && this.idle) this.idle()
+    }
+  }
+
+  // In-process use (tests, `bun test` of user policies): no server needed.
+  fetch(req: Request | string, peer: Peer = { ip: '127.0.0.1', tls: false }): Promise<Response> {
+    return this.handle(typeof req === 'string' ? new Request(req) : req, peer)
+  }
+
+  routeTable(): RouteRow[] {
+    return this.routes.map((r) => ({
+      method: r.methods === null ? '*' : r.methods.join(','),
+      host: r.host,
+      pattern: r.pattern,
+      location: r.location,
+      stages: r.stageNames,
+      terminal: r.stageNames.proxy[0] ?? '',
+    }))
+  }
+
+  // Waits for requests that started on this program, then releases its resources.
+  async dispose(): Promise<void> {
+    if (this.inflightCount > 0) await new Promise<void>((resolve) => (this.idle = resolve))
+    for (const d of this.disposers) d()
+  }
+}

@@ -1,0 +1,53 @@
+// The admin listener on 127.0.0.1: health, readiness, metrics, routes, reload.
+import type { Server } from 'bun'
+import { diagnosticJson } from '../policy/diagnostics.ts'
+import { GatewayError } from '../runtime/gateway-error.ts'
+import type { Gateway } from './gateway.ts'
+
+const json = (body: unknown, status = 200) => Response.json(body, { status })
+
+function authorize(req: Request, token: string | undefined): GatewayError | undefined {
+  if (!token) return new GatewayError('forbidden', 'admin changes are disabled: start the gateway with --admin-token')
+  const auth = req.headers.get('authorization') ?? ''
+  if (!auth.startsWith('Bearer ')) return new GatewayError('unauthenticated', 'send Authorization: Bearer <admin token>', { 'www-authenticate': 'Bearer' })
+  const given = Buffer.from(auth.slice(7))
+  const want = Buffer.from(token)
+  if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) return new GatewayError('forbidden', 'wrong admin token')
+  return undefined
+}
+
+export function startAdmin(gw: Gateway, port: number, token: string | undefined): Server<undefined> {
+  const routes: Record<string, (req: Request) => Response | Promise<Response>> = {
+    'GET /healthz': () => json({ status: 'ok' }),
+    'GET /readyz': async () => {
+      try {
+        await gw.settings.store.ping()
+        return json({ status: 'ready', version: gw.program.version, store: gw.settings.store.kind })
+      } catch (err) {
+        return json({ status: 'not ready', reason: `store (${gw.settings.store.kind}) does not answer: ${(err as Error).message}` }, 503)
+      }
+    },
+    'GET /metrics': () => new Response(gw.settings.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
+    'GET /routes': () => json({ version: gw.program.version, routes: gw.program.routeTable() }),
+    'POST /reload': (req) => {
+      const denied = authorize(req, token)
+      if (denied) return denied.toResponse(crypto.randomUUID())
+      const result = gw.reload('admin API')
+      if (result.diagnostics) return json({ diagnostics: result.diagnostics.map(diagnosticJson) }, 422)
+      return json({ version: result.program.version })
+    },
+  }
+  return Bun.serve({
+    hostname: '127.0.0.1',
+    port,
+    fetch(req) {
+      const path = new URL(req.url).pathname
+      const route = routes[`${req.method} ${path}`]
+      if (route) return route(req)
+      const methods = Object.keys(routes).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]!)
+      const id = crypto.randomUUID()
+      if (methods.length) return new GatewayError('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow: methods.join(', ') }).toResponse(id)
+      return new GatewayError('no_route', `no admin endpoint ${path}`).toResponse(id)
+    },
+  })
+}

@@ -1,0 +1,118 @@
+// The serving process: listeners, the current Program, reload (build aside → swap → dispose).
+import { watch, type FSWatcher, readFileSync } from 'node:fs'
+import { buildProgram, type BuildResult } from '../compile/build-program.ts'
+import type { AccessLog } from '../log/access-log.ts'
+import type { Metrics } from '../metrics/metrics.ts'
+import { renderDiagnostics } from '../policy/diagnostics.ts'
+import type { RequestObserver } from '../runtime/handle.ts'
+import { GatewayError } from '../runtime/gateway-error.ts'
+import type { IpMatcher } from '../runtime/ip.ts'
+import type { Program } from '../runtime/program.ts'
+import type { Store } from '../store/store.ts'
+import type { Server } from 'bun'
+
+export interface GatewaySettings {
+  policies: string
+  host: string
+  port: number
+  tls?: { cert: string; key: string; port: number }
+  trustProxy: IpMatcher | null
+  watch: boolean
+  reusePort: boolean
+  observer: RequestObserver
+  log: AccessLog
+  metrics: Metrics
+  store: Store
+}
+
+export class Gateway {
+  private current: Program
+  private servers: Server<undefined>[] = []
+  private watcher: FSWatcher | null = null
+  private debounce: ReturnType<typeof setTimeout> | null = null
+  private stopping = false
+  readonly startedAt = Date.now()
+
+  constructor(
+    readonly settings: GatewaySettings,
+    first: Program,
+  ) {
+    this.current = first
+  }
+
+  get program(): Program {
+    return this.current
+  }
+
+  build(): BuildResult {
+    return buildProgram(this.settings.policies, { trustProxy: this.settings.trustProxy, observer: this.settings.observer })
+  }
+
+  // Builds aside; swaps only when the new program is clean. The old one finishes its requests.
+  reload(reason: string): BuildResult {
+    let result: BuildResult
+    try {
+      result = this.build()
+    } catch (err) {
+      console.error(`portcullis: reload (${reason}) failed: ${(err as Error).message}; still serving version ${this.current.version}`)
+      this.settings.metrics.inc('gateway_reload_failures_total')
+      return { diagnostics: [{ code: 'load-failed', message: (err as Error).message, notes: [] }] }
+    }
+    if (result.diagnostics) {
+      console.error(`portcullis: reload (${reason}) rejected; still serving version ${this.current.version}\n${renderDiagnostics(result.diagnostics)}`)
+      this.settings.metrics.inc('gateway_reload_failures_total')
+      return result
+    }
+    const old = this.current
+    this.current = result.program
+    this.settings.metrics.inc('gateway_reloads_total')
+    console.error(`portcullis: reloaded (${reason}): version ${result.program.version}, ${result.program.routes.length} routes`)
+    void old.dispose()
+    return result
+  }
+
+  listen(): void {
+    const { host, port, tls } = this.settings
+    const handler = (isTls: boolean) => (req: Request, server: Server<undefined>) => {
+      const peer = server.requestIP(req)
+      return this.current.handle(req, { ip: peer?.address ?? '', tls: isTls })
+    }
+    const common = {
+      hostname: host,
+      reusePort: this.settings.reusePort,
+      idleTimeout: 120,
+      error: (err: Error) => {
+        console.error(`portcullis: ${err.stack ?? err}`)
+        return new GatewayError('internal_error', 'the gateway failed to handle this request').toResponse(crypto.randomUUID())
+      },
+    }
+    this.servers.push(Bun.serve({ ...common, port, fetch: handler(false) }))
+    if (tls) {
+      this.servers.push(Bun.serve({ ...common, port: tls.port, tls: { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8') }, fetch: handler(true) }))
+    }
+  }
+
+  get urls(): string[] {
+    return this.servers.map((s) => s.url.href.replace(/\/$/, ''))
+  }
+
+  watchPolicies(): void {
+    if (!this.settings.watch) return
+    this.watcher = watch(this.settings.policies, { recursive: true }, () => {
+      if (this.debounce) clearTimeout(this.debounce)
+      this.debounce = setTimeout(() => this.reload('files changed'), 150)
+    })
+  }
+
+  // Stop accepting, let in-flight requests finish, flush the log.
+  async stop(): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    this.watcher?.close()
+    if (this.debounce) clearTimeout(this.debounce)
+    await Promise.all(this.servers.map((s) => s.stop(false)))
+    await this.current.dispose()
+    await this.settings.log.flush()
+    await this.settings.store.close()
+  }
+}
