@@ -18,11 +18,13 @@ function fail(message: string, code: number): never {
   process.exit(code)
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
 function check(opts: GatewayOptions): never {
   const result = buildProgram(opts.policies)
   if (result.diagnostics) fail(renderDiagnostics(result.diagnostics).trimEnd(), 1)
   if (opts.command === 'routes') process.stdout.write(printRoutes(result.program.routeTable()))
-  else process.stdout.write(`${opts.policies}: ok, ${result.program.routes.length} routes\n`)
+  else process.stdout.write(`${opts.policies}: ok, ${plural(result.program.routes.length, 'route')}\n`)
   process.exit(0)
 }
 
@@ -62,7 +64,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
   console.error(`portcullis: admin API on ${admin.url.href.replace(/\/$/, '')}`)
-  console.error(`portcullis: ${first.program.routes.length} routes from ${opts.policies} (version ${first.program.version}), store: ${store.kind}`)
+  console.error(`portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}`)
   for (const url of gw.urls) process.stdout.write(`portcullis listening on ${url}\n`)
 }
 

@@ -17,12 +17,6 @@ export interface CompileOptions {
   version: number
 }
 
-function stageLabel(name: string, cfg: unknown): string {
-  const c = cfg as { upstream?: { name?: string; url?: URL } }
-  if (name === 'proxy' && c.upstream) return `proxy ${c.upstream.name ?? c.upstream.url?.href}`
-  return name
-}
-
 function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, inline: (u: URL) => UpstreamPool, disposers: (() => void)[]): CompiledRoute {
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
@@ -39,7 +33,7 @@ function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, in
     for (const u of r.uses) {
       if (u.def.stage !== stage) continue
       fns[stage].push(u.def.compile(u.cfg, ctx))
-      stageNames[stage].push(stageLabel(u.def.name, u.cfg))
+      stageNames[stage].push(u.def.describe?.(u.cfg) ?? u.def.name)
       for (const h of u.def.setsHeaders?.(u.cfg) ?? []) protectedHeaders.add(canonicalName(h))
     }
   }

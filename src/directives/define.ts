@@ -41,6 +41,8 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   binds?: readonly Binding[]
   // Header names this directive sets: clients may not send them (in any `_`/`.` spelling).
   setsHeaders?(cfg: C): string[]
+  // How the route table shows this use (default: the name).
+  describe?(cfg: C): string
   read(a: ArgCursor): C | undefined
   check?(cfg: C, ctx: CheckContext, at: Span): void
   compile(cfg: C, ctx: CompileContext): StageFns[S]

@@ -31,6 +31,7 @@ export default defineDirective({
     a.end()
     return cfg
   },
+  describe: (cfg) => `proxy ${'name' in cfg.upstream ? cfg.upstream.name : cfg.upstream.url.href}`,
   check(cfg, ctx) {
     if (!('name' in cfg.upstream) || ctx.upstreams.has(cfg.upstream.name)) return
     const { name, span } = cfg.upstream
