@@ -1,0 +1,69 @@
+// House rules that keep the seams honest, checked by reading the tree.
+import { describe, expect, test } from 'bun:test'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { directives } from '../../src/directives/index.ts'
+import { STAGES } from '../../src/runtime/context.ts'
+import { ROOT } from '../helpers/gateway.ts'
+
+function filesUnder(dir: string, ext: string): string[] {
+  return readdirSync(join(ROOT, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(ext))
+    .map((e) => relative(ROOT, join(e.parentPath, e.name)))
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8')
+  return [...text.matchAll(/^\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!)
+}
+
+describe('import rule', () => {
+  test.each(['src/runtime', 'src/store'])('%s never imports grammar/, policy/ or check/', (dir) => {
+    const offenders = filesUnder(dir, '.ts').flatMap((f) =>
+      importsOf(f).filter((i) => /(^|\/)(grammar|policy|check)\//.test(i) || i === 'chevrotain').map((i) => `${f} imports ${i}`),
+    )
+    expect(offenders).toEqual([])
+  })
+
+  test('the server and CLI reach the front end only through buildProgram', () => {
+    const offenders = [...filesUnder('src/server', '.ts'), ...filesUnder('src/cli', '.ts')].flatMap((f) =>
+      importsOf(f).filter((i) => /(^|\/)(grammar|check)\/|compile\/(?!build-program)/.test(i)).map((i) => `${f} imports ${i}`),
+    )
+    expect(offenders).toEqual([])
+  })
+})
+
+describe('directives', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const examples = filesUnder('policies', '.policy').map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n')
+  const tests = filesUnder('test/e2e', '.ts').map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n')
+  const files = readdirSync(join(ROOT, 'src/directives'))
+
+  test.each(directives.map((d) => [d.name, d] as const))('%s has its module, an example, a test and a README row', (name, def) => {
+    expect(files).toContain(`${name.replaceAll(' ', '-')}.ts`)
+    const used = new RegExp(`(^|[{;]|\\n)\\s*${name.replaceAll(' ', '\\s+')}(\\s|;|$)`, 'm')
+    expect(examples).toMatch(used)
+    expect(tests).toMatch(used)
+    expect(readme).toContain(`| \`${def.usage.split(' ').slice(0, name.split(' ').length).join(' ')}`)
+  })
+
+  test('names are unique and stages are known', () => {
+    const names = directives.map((d) => d.name)
+    expect(new Set(names).size).toBe(names.length)
+    for (const d of directives) expect(STAGES).toContain(d.stage)
+  })
+})
+
+test('the stage order is written once: access, rewrite, proxy, response, log', () => {
+  expect([...STAGES]).toEqual(['access', 'rewrite', 'proxy', 'response', 'log'])
+})
+
+test('no switch on directive names in shared code', () => {
+  const names = directives.map((d) => d.name)
+  const shared = [...filesUnder('src/compile', '.ts'), ...filesUnder('src/check', '.ts'), ...filesUnder('src/runtime', '.ts')]
+  const offenders = shared.filter((f) => {
+    const text = readFileSync(join(ROOT, f), 'utf8')
+    return names.some((n) => text.includes(`=== '${n}'`) || text.includes(`case '${n}'`))
+  })
+  expect(offenders).toEqual([])
+})
