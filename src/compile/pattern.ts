@@ -18,6 +18,23 @@ export interface ParsedPattern {
   shape: string // equal shapes have equal precedence everywhere
 }
 
+// Splits on `/` outside braces, so `{code:/[A-Z]{3}/}` stays one segment.
+function splitSegments(text: string): string[] {
+  const parts: string[] = []
+  let depth = 0
+  let current = ''
+  for (const ch of text) {
+    if (ch === '{') depth++
+    else if (ch === '}') depth = Math.max(0, depth - 1)
+    if (ch === '/' && depth === 0) {
+      parts.push(current)
+      current = ''
+    } else current += ch
+  }
+  parts.push(current)
+  return parts
+}
+
 export function parsePattern(arg: Arg, bag: DiagnosticBag): ParsedPattern | undefined {
   const text = arg.text
   const segments: PatternSegment[] = []
@@ -25,7 +42,7 @@ export function parsePattern(arg: Arg, bag: DiagnosticBag): ParsedPattern | unde
   const shape: string[] = []
   let ok = true
   let offset = 0
-  const parts = text.split('/')
+  const parts = splitSegments(text)
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!
     const span = spanOf(arg.span.file, arg.span.offset + offset, part.length || 1)
