@@ -11,6 +11,7 @@ export interface BuildOptions {
   trustProxy?: IpMatcher | null
   observer?: RequestObserver
   version?: number
+  upstreams?: Readonly<Record<string, string>>
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -28,6 +29,7 @@ export function buildProgram(dir: string, opts: BuildOptions = {}): BuildResult 
     trustProxy: opts.trustProxy ?? null,
     observer: opts.observer ?? quiet,
     version: opts.version ?? ++versions,
+    upstreams: opts.upstreams,
   })
   return { program }
 }

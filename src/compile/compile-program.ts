@@ -15,6 +15,8 @@ export interface CompileOptions {
   trustProxy: IpMatcher | null
   observer: RequestObserver
   version: number
+  // Tests point named upstreams at mock servers: name → base URL.
+  upstreams?: Readonly<Record<string, string>>
 }
 
 function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, inline: (u: URL) => UpstreamPool, disposers: (() => void)[]): CompiledRoute {
@@ -53,8 +55,13 @@ function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, in
 export function compileProgram(checked: CheckedProgram, opts: CompileOptions): Program {
   const disposers: (() => void)[] = []
   const pools = new Map<string, UpstreamPool>()
+  for (const name of Object.keys(opts.upstreams ?? {})) {
+    if (!checked.upstreams.has(name)) throw new Error(`cannot override upstream '${name}': the policies declare no such upstream`)
+  }
   for (const [name, u] of checked.upstreams) {
-    pools.set(name, roundRobin(name, u.targets.map((t) => targetOf(t.url, t.weight)), u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS))
+    const override = opts.upstreams?.[name]
+    const targets = override ? [targetOf(new URL(override))] : u.targets.map((t) => targetOf(t.url, t.weight))
+    pools.set(name, roundRobin(name, targets, u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS))
   }
   const inlinePools = new Map<string, UpstreamPool>()
   const inline = (url: URL) => {

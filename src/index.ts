@@ -1,0 +1,7 @@
+// The library surface, for unit-testing policies in process with `bun test`:
+//   const { program } = buildProgram('./policies', { upstreams: { orders: mock.url } })
+//   const res = await program.fetch('http://gateway/api/v1/orders/1')
+export { buildProgram, type BuildOptions, type BuildResult } from './compile/build-program.ts'
+export { renderDiagnostics, type Diagnostic } from './policy/diagnostics.ts'
+export type { Program, RouteRow } from './runtime/program.ts'
+export type { Peer } from './runtime/handle.ts'
