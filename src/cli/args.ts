@@ -61,12 +61,13 @@ const Options = z.object({
   'log-format': z.enum(['json', 'pretty'], { message: '--log-format must be json or pretty' }).optional(),
 }).refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
 
-export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' }
+export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' | 'directives' }
 
 export const HELP = `usage:
   gateway [--policies DIR] [--port N] [--host ADDR] [options]   serve
   gateway check DIR                                             parse and check; exit 1 on errors
   gateway routes DIR                                            print the compiled route table
+  gateway directives                                            print the table of every directive (Markdown)
 options (flag, then environment variable):
   --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL
   --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
@@ -82,7 +83,9 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const { values, positionals } = parsed
   if (values.help) throw new UsageError(HELP)
   const [command = 'serve', dir, extra] = positionals
-  if (command !== 'serve' && command !== 'check' && command !== 'routes') throw new UsageError(`unknown command '${command}' (commands: check, routes; no command serves)`)
+  if (command !== 'serve' && command !== 'check' && command !== 'routes' && command !== 'directives') {
+    throw new UsageError(`unknown command '${command}' (commands: check, routes, directives; no command serves)`)
+  }
   if (extra !== undefined || (command === 'serve' && dir !== undefined)) throw new UsageError(`unexpected argument '${extra ?? dir}'`)
   const raw: Record<string, string | undefined> = {}
   for (const [flag, name] of Object.entries(envOf)) raw[flag] = env[name] || undefined

@@ -12,6 +12,7 @@ import { memoryStore } from '../store/memory.ts'
 import { redisStore } from '../store/redis.ts'
 import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
 import { printRoutes } from './routes-table.ts'
+import { directiveTable } from './directive-table.ts'
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`)
@@ -77,6 +78,7 @@ try {
 }
 try {
   if (opts.command === 'serve') await serve(opts)
+  else if (opts.command === 'directives') process.stdout.write(`${directiveTable()}\n`)
   else check(opts)
 } catch (err) {
   if (err instanceof PolicyDirError) fail(err.message, 2)

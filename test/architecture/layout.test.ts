@@ -40,11 +40,14 @@ describe('directives', () => {
   const files = readdirSync(join(ROOT, 'src/directives'))
 
   test.each(directives.map((d) => [d.name, d] as const))('%s has its module, an example, a test and a README row', (name, def) => {
-    expect(files).toContain(`${name.replaceAll(' ', '-')}.ts`)
     const used = new RegExp(`(^|[{;]|\\n)\\s*${name.replaceAll(' ', '\\s+')}(\\s|;|$)`, 'm')
-    expect(examples).toMatch(used)
-    expect(tests).toMatch(used)
-    expect(readme).toContain(`| \`${def.usage.split(' ').slice(0, name.split(' ').length).join(' ')}`)
+    const missing = [
+      files.includes(`${name.replaceAll(' ', '-')}.ts`) ? null : 'module src/directives/<name>.ts',
+      used.test(examples) ? null : 'a use in policies/*.policy',
+      used.test(tests) ? null : 'a use in a test/e2e policy',
+      readme.includes(`| \`${def.usage.split(' ').slice(0, name.split(' ').length).join(' ')}`) ? null : 'a README table row',
+    ].filter(Boolean)
+    expect(missing).toEqual([])
   })
 
   test('names are unique and stages are known', () => {
