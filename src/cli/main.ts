@@ -8,6 +8,7 @@ import { ipMatcher } from '../runtime/ip.ts'
 import { createObserver } from '../runtime/observe.ts'
 import { startAdmin } from '../server/admin.ts'
 import { Gateway } from '../server/gateway.ts'
+import { reportToPrimary, WORKER_ENV, WorkerPool } from '../server/workers.ts'
 import { memoryStore } from '../store/memory.ts'
 import { redisStore } from '../store/redis.ts'
 import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
@@ -30,6 +31,9 @@ function check(opts: GatewayOptions): never {
 }
 
 async function serve(opts: GatewayOptions): Promise<void> {
+  const isWorker = process.env[WORKER_ENV] === '1'
+  const primary = opts.workers > 1 && !isWorker
+  if (primary && opts.port === 0) fail('--workers above 1 needs a fixed --port (the workers share it)', 2)
   const metrics = new Metrics()
   const log = new AccessLog(stdoutWriter(), opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json'))
   const observer = createObserver(log, metrics)
@@ -37,15 +41,31 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const first = buildProgram(opts.policies, { trustProxy, observer })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const store = opts.redis ? redisStore(opts.redis) : memoryStore()
+  const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway({
     policies: opts.policies, host: opts.host, port: opts.port,
-    tls: opts['tls-cert'] && opts['tls-key'] ? { cert: opts['tls-cert'], key: opts['tls-key'], port: opts['tls-port'] } : undefined,
+    tls: opts['tls-cert'] && opts['tls-key'] ? { cert: opts['tls-cert'], key: opts['tls-key'], port: opts['tls-port'], clientCa: opts['client-ca'] } : undefined,
     trustProxy, watch: opts.watch, reusePort: opts.workers > 1, observer, log, metrics, store,
+    afterReload: pool ? () => pool.signal('SIGHUP') : undefined,
+    workerMetrics: pool ? (into) => pool.addMetrics(into) : undefined,
   }, first.program)
-  try {
-    gw.listen()
-  } catch (err) {
-    fail(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, 2)
+  if (!primary) {
+    try {
+      gw.listen()
+    } catch (err) {
+      fail(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, 2)
+    }
+  }
+  process.on('SIGHUP', () => gw.reload('SIGHUP'))
+  if (isWorker) {
+    const stopWorker = async () => {
+      await gw.stop()
+      process.exit(0)
+    }
+    process.on('SIGTERM', () => void stopWorker())
+    process.on('SIGINT', () => void stopWorker())
+    reportToPrimary(gw.urls, metrics)
+    return
   }
   let admin
   try {
@@ -55,18 +75,26 @@ async function serve(opts: GatewayOptions): Promise<void> {
     fail(`cannot listen on 127.0.0.1:${opts['admin-port']} for the admin API: ${(err as Error).message}`, 2)
   }
   gw.watchPolicies()
-  process.on('SIGHUP', () => gw.reload('SIGHUP'))
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: NodeJS.Signals) => {
     console.error(`portcullis: ${signal}: finishing in-flight requests`)
     admin.stop(true)
-    await gw.stop()
+    await Promise.all([gw.stop(), pool?.stop(signal)])
     process.exit(0)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
   console.error(`portcullis: admin API on ${admin.url.href.replace(/\/$/, '')}`)
-  console.error(`portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}`)
-  for (const url of gw.urls) process.stdout.write(`portcullis listening on ${url}\n`)
+  console.error(`portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}${pool ? `, ${opts.workers} workers` : ''}`)
+  let urls = gw.urls
+  if (pool) {
+    try {
+      urls = await pool.start()
+    } catch (err) {
+      await pool.stop('SIGTERM')
+      fail(`cannot start the workers: ${(err as Error).message}`, 2)
+    }
+  }
+  for (const url of urls) process.stdout.write(`portcullis listening on ${url}\n`)
 }
 
 let opts: GatewayOptions

@@ -17,6 +17,14 @@ function labels(obj: Record<string, string>): string {
   return parts.length ? `{${parts.join(',')}}` : ''
 }
 
+type Labelled<T> = { labels: Record<string, string> } & T
+export interface MetricsSnapshot {
+  requests: [string, Labelled<{ n: number }>][]
+  latency: [string, Labelled<{ counts: number[]; sum: number; count: number }>][]
+  upstreamLatency: [string, Labelled<{ counts: number[]; sum: number; count: number }>][]
+  counters: [string, number][]
+}
+
 export class Metrics {
   private readonly requests = new Map<string, { labels: Record<string, string>; n: number }>()
   private readonly latency = new Map<string, { labels: Record<string, string>; h: Histogram }>()
@@ -44,6 +52,32 @@ export class Metrics {
     let e = map.get(key)
     if (!e) map.set(key, (e = { labels: l, h: new Histogram() }))
     return e.h
+  }
+
+  // Worker processes send snapshots to the primary, which adds them up for /metrics.
+  snapshot(): MetricsSnapshot {
+    const hists = (m: Map<string, { labels: Record<string, string>; h: Histogram }>) =>
+      [...m].map(([k, { labels: l, h }]) => [k, { labels: l, counts: [...h.counts], sum: h.sum, count: h.count }] as [string, Labelled<{ counts: number[]; sum: number; count: number }>])
+    return { requests: [...this.requests].map(([k, v]) => [k, { ...v }]), latency: hists(this.latency), upstreamLatency: hists(this.upstreamLatency), counters: [...this.counters] }
+  }
+
+  add(s: MetricsSnapshot): void {
+    for (const [k, v] of s.requests) {
+      const c = this.requests.get(k)
+      if (c) c.n += v.n
+      else this.requests.set(k, { labels: v.labels, n: v.n })
+    }
+    const addHists = (into: Map<string, { labels: Record<string, string>; h: Histogram }>, from: MetricsSnapshot['latency']) => {
+      for (const [k, v] of from) {
+        const h = this.hist(into, k, v.labels)
+        v.counts.forEach((n, i) => (h.counts[i]! += n))
+        h.sum += v.sum
+        h.count += v.count
+      }
+    }
+    addHists(this.latency, s.latency)
+    addHists(this.upstreamLatency, s.upstreamLatency)
+    for (const [k, n] of s.counters) this.inc(k, n)
   }
 
   render(): string {

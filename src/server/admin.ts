@@ -27,7 +27,7 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
         return json({ status: 'not ready', reason: `store (${gw.settings.store.kind}) does not answer: ${(err as Error).message}` }, 503)
       }
     },
-    'GET /metrics': () => new Response(gw.settings.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
+    'GET /metrics': () => new Response(gw.metricsText(), { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
     'GET /routes': () => json({ version: gw.program.version, routes: gw.program.routeTable() }),
     'POST /reload': (req) => {
       const denied = authorize(req, token)

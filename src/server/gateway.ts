@@ -2,7 +2,7 @@
 import { watch, type FSWatcher, readFileSync } from 'node:fs'
 import { buildProgram, type BuildResult } from '../compile/build-program.ts'
 import type { AccessLog } from '../log/access-log.ts'
-import type { Metrics } from '../metrics/metrics.ts'
+import { Metrics } from '../metrics/metrics.ts'
 import { renderDiagnostics } from '../policy/diagnostics.ts'
 import type { RequestObserver } from '../runtime/handle.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
@@ -15,7 +15,7 @@ export interface GatewaySettings {
   policies: string
   host: string
   port: number
-  tls?: { cert: string; key: string; port: number }
+  tls?: { cert: string; key: string; port: number; clientCa?: string }
   trustProxy: IpMatcher | null
   watch: boolean
   reusePort: boolean
@@ -23,6 +23,9 @@ export interface GatewaySettings {
   log: AccessLog
   metrics: Metrics
   store: Store
+  // With --workers: tell the serving processes to reload, and add up their metrics.
+  afterReload?: () => void
+  workerMetrics?: (into: Metrics) => void
 }
 
 export class Gateway {
@@ -66,9 +69,18 @@ export class Gateway {
     const old = this.current
     this.current = result.program
     this.settings.metrics.inc('gateway_reloads_total')
+    this.settings.afterReload?.()
     console.error(`portcullis: reloaded (${reason}): version ${result.program.version}, ${result.program.routes.length} routes`)
     void old.dispose()
     return result
+  }
+
+  metricsText(): string {
+    if (!this.settings.workerMetrics) return this.settings.metrics.render()
+    const total = new Metrics()
+    total.add(this.settings.metrics.snapshot())
+    this.settings.workerMetrics(total)
+    return total.render()
   }
 
   listen(): void {
@@ -88,7 +100,10 @@ export class Gateway {
     }
     this.servers.push(Bun.serve({ ...common, port, fetch: handler(false) }))
     if (tls) {
-      this.servers.push(Bun.serve({ ...common, port: tls.port, tls: { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8') }, fetch: handler(true) }))
+      // With --client-ca the listener asks for a client certificate but does not demand one.
+      const clientAuth = tls.clientCa ? { ca: readFileSync(tls.clientCa, 'utf8'), requestCert: true, rejectUnauthorized: false } : {}
+      const options = { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8'), ...clientAuth }
+      this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(true) }))
     }
   }
 
