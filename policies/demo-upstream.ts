@@ -1,0 +1,213 @@
+// The demo backend for the example policies in this directory.
+//
+//   bun run demo-upstream                      # orders-1 :9001, orders-2 :9002, users :9003, static :9300
+//   bun run demo-upstream --base-port 19001    # 19001, 19002, 19003, 19300 (or DEMO_BASE_PORT=19001)
+//   bun run demo-upstream --host 0.0.0.0       # or DEMO_HOST; default 127.0.0.1
+//
+// Every instance echoes what it received as pretty JSON: its instance name, the
+// method, path, query, headers and (a prefix of) the body, so you can see what
+// the gateway did to a request: rewrites, set/removed headers and query
+// parameters, X-Forwarded-*, X-Request-Id. A few paths behave specially:
+//   GET /healthz          -> 200 {"ok":true}
+//   …/slow?ms=N           -> sleeps N ms (default 1000, at most 60000), then echoes
+//   …/status/NNN          -> answers status NNN (200-599) with the echo as body
+// (`…/` means any prefix, so `/orders/slow?ms=500` works after a rewrite too.)
+// Every answer carries `X-Upstream-Instance: NAME` and `X-Powered-By:
+// portcullis-demo-upstream` (so `remove response header` has something to remove).
+//
+// This file is not a policy (the gateway only loads `*.policy`). Importing it
+// starts nothing; tests call `startDemoUpstreams({ basePort: 0 })` to get the
+// same backends on free ports.
+
+export type DemoInstance = 'orders-1' | 'orders-2' | 'users' | 'static'
+
+export interface DemoUpstreamOptions {
+  /** Address to bind; default 127.0.0.1. */
+  hostname?: string
+  /**
+   * Port of orders-1; the others follow: orders-2 = base+1, users = base+2,
+   * static = base+299 (so 9001 gives 9001, 9002, 9003, 9300). 0 means every
+   * instance on a free port chosen by the OS. Default 9001.
+   */
+  basePort?: number
+  /** Explicit ports per instance; win over `basePort`. */
+  ports?: Partial<Record<DemoInstance, number>>
+  /** Print one `… listening on http://HOST:PORT` line per listener; default false. */
+  log?: boolean
+}
+
+export interface DemoUpstream {
+  name: DemoInstance
+  service: 'orders' | 'users' | 'static'
+  port: number
+  url: string // http://HOST:PORT
+  server: Bun.Server<undefined>
+}
+
+export interface EchoBody {
+  instance: DemoInstance
+  service: DemoUpstream['service']
+  method: string
+  path: string
+  query: Record<string, string | string[]>
+  headers: Record<string, string>
+  body: string | null // the first BODY_ECHO_LIMIT characters of the body, null when empty
+  bodyBytes: number
+  sleptMs?: number
+}
+
+const instances: readonly { name: DemoInstance; service: DemoUpstream['service']; offset: number }[] = [
+  { name: 'orders-1', service: 'orders', offset: 0 },
+  { name: 'orders-2', service: 'orders', offset: 1 },
+  { name: 'users', service: 'users', offset: 2 },
+  { name: 'static', service: 'static', offset: 299 },
+]
+
+const BODY_ECHO_LIMIT = 2048
+const MAX_SLEEP_MS = 60_000
+const NO_BODY_STATUSES = new Set([204, 205, 304])
+
+function queryObject(params: URLSearchParams): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of params) {
+    const prev = out[k]
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v]
+  }
+  return out
+}
+
+function headerObject(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of [...headers.keys()].sort()) out[name] = headers.get(name) ?? ''
+  return out
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer)
+      resolve()
+    }, { once: true })
+  })
+}
+
+function handler(name: DemoInstance, service: DemoUpstream['service']) {
+  const baseHeaders = {
+    'content-type': 'application/json; charset=utf-8',
+    'x-upstream-instance': name,
+    'x-powered-by': 'portcullis-demo-upstream',
+  }
+  const json = (status: number, value: unknown): Response =>
+    new Response(NO_BODY_STATUSES.has(status) ? null : JSON.stringify(value, null, 2) + '\n', { status, headers: baseHeaders })
+
+  return async (req: Request): Promise<Response> => {
+    const url = new URL(req.url)
+    const path = url.pathname
+    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return new Response('{"ok":true}\n', { headers: baseHeaders })
+
+    const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array(0)
+    const text = bytes.length > 0 ? new TextDecoder().decode(bytes.subarray(0, BODY_ECHO_LIMIT * 4)).slice(0, BODY_ECHO_LIMIT) : null
+    const echo: EchoBody = {
+      instance: name,
+      service,
+      method: req.method,
+      path,
+      query: queryObject(url.searchParams),
+      headers: headerObject(req.headers),
+      body: text,
+      bodyBytes: bytes.length,
+    }
+
+    if (/(?:^|\/)slow$/.test(path)) {
+      const asked = Number(url.searchParams.get('ms') ?? '1000')
+      const ms = Number.isFinite(asked) ? Math.min(Math.max(Math.trunc(asked), 0), MAX_SLEEP_MS) : 1000
+      await sleep(ms, req.signal)
+      echo.sleptMs = ms
+    }
+
+    const status = /(?:^|\/)status\/(\d{3})$/.exec(path)
+    if (status) {
+      const code = Number(status[1])
+      if (code < 200 || code > 599) return json(400, { error: `status must be 200-599, got ${code}`, ...echo })
+      return json(code, echo)
+    }
+    return json(200, echo)
+  }
+}
+
+function portFor(inst: (typeof instances)[number], opts: DemoUpstreamOptions): number {
+  const explicit = opts.ports?.[inst.name]
+  if (explicit !== undefined) return explicit
+  const base = opts.basePort ?? 9001
+  return base === 0 ? 0 : base + inst.offset
+}
+
+/** Starts orders-1, orders-2, users and static; stops the ones already started if one fails to bind. */
+export function startDemoUpstreams(opts: DemoUpstreamOptions = {}): DemoUpstream[] {
+  const hostname = opts.hostname ?? '127.0.0.1'
+  const started: DemoUpstream[] = []
+  try {
+    for (const inst of instances) {
+      const server = Bun.serve({ hostname, port: portFor(inst, opts), fetch: handler(inst.name, inst.service) })
+      const port = server.port ?? 0
+      const host = hostname.includes(':') ? `[${hostname}]` : hostname
+      const up: DemoUpstream = { name: inst.name, service: inst.service, port, url: `http://${host}:${port}`, server }
+      started.push(up)
+      if (opts.log) console.log(`demo upstream ${inst.name} (${inst.service}) listening on ${up.url}`)
+    }
+  } catch (err) {
+    for (const s of started) void s.server.stop(true)
+    throw err
+  }
+  return started
+}
+
+/** Stops every server (open connections included). */
+export async function stopDemoUpstreams(list: readonly DemoUpstream[]): Promise<void> {
+  await Promise.all(list.map((s) => s.server.stop(true)))
+}
+
+function parseCli(argv: readonly string[]): DemoUpstreamOptions {
+  const opts: DemoUpstreamOptions = { log: true }
+  const env = process.env
+  let base = env.DEMO_BASE_PORT
+  let host = env.DEMO_HOST
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const value = (): string => {
+      const v = inline ?? argv[++i]
+      if (v === undefined) throw new Error(`${flag} needs a value`)
+      return v
+    }
+    if (flag === '--base-port') base = value()
+    else if (flag === '--host') host = value()
+    else if (flag === '-h' || flag === '--help') {
+      console.log('usage: bun run demo-upstream [--base-port N (env DEMO_BASE_PORT, default 9001)] [--host ADDR (env DEMO_HOST, default 127.0.0.1)]')
+      process.exit(0)
+    } else throw new Error(`unknown option ${arg}`)
+  }
+  if (base !== undefined) {
+    const n = Number(base)
+    if (!/^\d+$/.test(base) || n < 0 || n + 299 > 65535) throw new Error(`invalid base port ${JSON.stringify(base)} (0-65236)`)
+    opts.basePort = n
+  }
+  if (host !== undefined) opts.hostname = host
+  return opts
+}
+
+if (import.meta.main) {
+  let servers: DemoUpstream[]
+  try {
+    servers = startDemoUpstreams(parseCli(process.argv.slice(2)))
+  } catch (err) {
+    console.error(`demo-upstream: ${err instanceof Error ? err.message : String(err)}`)
+    process.exit(2)
+  }
+  const shutdown = (): void => {
+    void stopDemoUpstreams(servers).then(() => process.exit(0))
+  }
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
+}
