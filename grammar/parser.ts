@@ -6,7 +6,7 @@ import * as T from './tokens.ts'
 
 export class PolicyParser extends CstParser {
   constructor() {
-    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 2 })
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 2, nodeLocationTracking: 'onlyOffset' })
     this.performSelfAnalysis()
   }
 

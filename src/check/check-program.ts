@@ -5,8 +5,9 @@ import { checkTemplate } from '../compile/templates.ts'
 import type { AnyDirective, Binding, CheckContext, RouteInfo } from '../directives/define.ts'
 import type { Arg, Declaration, ParsedFile, Statement } from '../policy/ast.ts'
 import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
-import { describeSpan, type Span } from '../policy/source.ts'
+import type { Span } from '../policy/source.ts'
 import { appBlock, readBlock, readTier, sessionBlock, sinkBlock, upstreamBlock, type AppConfig, type TierConfig, type UpstreamConfig } from './blocks.ts'
+import { findDirective } from '../directives/index.ts'
 import { resolveStatement } from './resolve.ts'
 import { findConflicts } from './conflicts.ts'
 
@@ -46,7 +47,8 @@ const DECLARATIONS = Object.keys(DECLARATION_USAGE)
 function declare(seen: Map<string, Span>, kind: string, name: string, span: Span, bag: DiagnosticBag): boolean {
   const prev = seen.get(`${kind}:${name}`)
   if (prev) {
-    bag.error('duplicate-name', `${kind} '${name}' is declared twice`, span, { message: `first declared at ${describeSpan(prev)}`, span: prev })
+    const message = name ? `${kind} '${name}' is declared twice` : `there can be only one ${kind} block`
+    bag.error('duplicate-name', message, span, { message: 'first declared here', span: prev })
     return false
   }
   seen.set(`${kind}:${name}`, span)
@@ -64,7 +66,8 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
   for (const d of decls) {
     if (d.kind === 'upstream' && declare(seen, 'upstream', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(upstreamBlock, d.body, bag, `upstream '${d.name}'`)
-      if (cfg.targets.length === 0) bag.error('missing-field', `upstream '${d.name}' has no target`, d.nameSpan, { message: 'usage: target http://host:port [weight N]' })
+      // Target lines that failed to read are reported already.
+      if (cfg.targets.length === 0 && !d.body.some((st) => st.words[0]!.text === 'target')) bag.error('missing-field', `upstream '${d.name}' has no target`, d.nameSpan, { message: 'usage: target http://host:port [weight N]' })
       program.upstreams.set(d.name, { ...cfg, span: d.nameSpan })
     } else if (d.kind === 'app' && declare(seen, 'app', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(appBlock, d.body, bag, `app '${d.name}'`)
@@ -153,7 +156,9 @@ function checkRoute(d: Extract<Declaration, { kind: 'match' }>, defaultUses: Dir
   const binds = new Set<Binding>(uses.flatMap((u) => u.def.binds ?? []))
   const info: RouteInfo = { params: pattern?.params ?? new Map(), binds, label: id }
   const terminals = own.filter((u) => u.def.terminal)
-  if (terminals.length === 0) {
+  // A terminal that failed to read is reported already; do not also call it missing.
+  const namesTerminal = d.body.some((st) => findDirective(st.words.map((w) => w.text))?.def.terminal)
+  if (terminals.length === 0 && !namesTerminal && !uses.some((u) => u.def.endsRequest?.(u.cfg))) {
     bag.error('missing-terminal', `the route ${id} has no terminal directive: end it with proxy or respond`, d.pattern.span)
   }
   for (const extra of terminals.slice(1)) {

@@ -32,7 +32,8 @@ export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag
     const guess = didYouMean(words.slice(0, 2).join(' '), names) ?? didYouMean(head.text, names.map((n) => n.split(' ')[0]!))
     const family = names.filter((n) => n.split(' ')[0] === head.text)
     const note = guess ? `did you mean '${guess}'?` : family.length ? `'${head.text}' goes with: ${family.join(', ')}` : undefined
-    return bag.error('unknown-directive', `unknown directive '${family.length ? words.slice(0, 2).join(' ') : head.text}'`, head.span, ...(note ? [{ message: note }] : []))
+    const at = family.length && words.length > 1 ? joinSpans(head.span, st.words[1]!.span) : head.span
+    return bag.error('unknown-directive', `unknown directive '${family.length ? words.slice(0, 2).join(' ') : head.text}'`, at, ...(note ? [{ message: note }] : []))
   }
   const { def, length } = found
   const nameSpan = joinSpans(head.span, st.words[length - 1]!.span)

@@ -3,6 +3,7 @@ import type { CheckedProgram, CheckedRoute } from '../check/check-program.ts'
 import type { CompileContext } from '../directives/define.ts'
 import { describeSpan } from '../policy/source.ts'
 import { STAGES, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
+import { GatewayError } from '../runtime/gateway-error.ts'
 import { createHandler, type RequestObserver } from '../runtime/handle.ts'
 import { canonicalName } from '../runtime/headers.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
@@ -42,7 +43,7 @@ function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, in
   const plan: Plan = Object.freeze({
     access: fns.access as Plan['access'],
     rewrite: fns.rewrite as Plan['rewrite'],
-    terminal: fns.proxy[0] as Plan['terminal'],
+    terminal: (fns.proxy[0] ?? unreachable) as Plan['terminal'],
     response: fns.response as Plan['response'],
     log: fns.log as Plan['log'],
   })
@@ -50,6 +51,11 @@ function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, in
     id: r.id, methods: r.methods, host: r.host, pattern: r.patternText, location: describeSpan(r.patternSpan),
     plan, stageNames, protectedHeaders,
   })
+}
+
+// A route without a terminal always ends in its access stage (`status retired`), so this never runs.
+function unreachable(): never {
+  throw new GatewayError('internal_error', 'the route has no terminal directive')
 }
 
 export function compileProgram(checked: CheckedProgram, opts: CompileOptions): Program {

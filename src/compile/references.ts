@@ -38,8 +38,8 @@ const requestFields: Record<string, Getter> = {
 }
 
 function needs(binding: Binding, what: string) {
-  return (_rest: string, route: RouteInfo) =>
-    route.binds.has(binding) ? undefined : `'${what}' needs a route that identifies the caller (${binding}); ${route.label} binds none`
+  return (rest: string, route: RouteInfo) =>
+    route.binds.has(binding) ? undefined : `'${what}.${rest}' needs a route that identifies the caller's ${binding}; the route ${route.label} identifies none`
 }
 
 // No directive of this version binds an identity, so the checker refuses these before compile.

@@ -38,6 +38,8 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   usage: string
   summary: string // one line for the README table
   terminal?: boolean
+  // True when this use always ends the request early (then the route needs no terminal).
+  endsRequest?(cfg: C): boolean
   binds?: readonly Binding[]
   // Header names this directive sets: clients may not send them (in any `_`/`.` spelling).
   setsHeaders?(cfg: C): string[]

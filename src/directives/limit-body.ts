@@ -6,7 +6,7 @@ export default defineDirective({
   stage: 'access',
   places: ['route', 'defaults'],
   usage: 'limit body SIZE',
-  summary: 'Refuses request bodies over SIZE with 413, by Content-Length or while streaming.',
+  summary: 'Refuses request bodies over SIZE with 413: by Content-Length up front, or while a chunked body streams upstream.',
   read(a) {
     const bytes = a.size()
     a.end()

@@ -25,6 +25,7 @@ export default defineDirective({
     a.end()
     return cfg
   },
+  endsRequest: (cfg) => cfg.kind !== 'deprecated',
   compile(cfg) {
     if (cfg.kind === 'blocked') return function blocked() {
       return new GatewayError('blocked', 'this route is blocked')

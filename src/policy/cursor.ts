@@ -6,6 +6,7 @@ import { parseCidr, type Cidr } from '../runtime/ip.ts'
 import type { Arg, ArgKind, Statement } from './ast.ts'
 import type { DiagnosticBag } from './diagnostics.ts'
 import { dateMs, durationMs, rateOf, sizeBytes, type Rate } from './literals.ts'
+import { displayPath } from './load.ts'
 import { joinSpans, spanOf, type Span } from './source.ts'
 import { parseTemplate, stringOffsets, type Template } from './template.ts'
 import { unquote } from './ast.ts'
@@ -14,6 +15,8 @@ export type SecretRef = { from: 'env'; name: string; span: Span } | { from: 'fil
 
 export class ArgCursor {
   private i: number
+  // Set once an argument was reported: what follows it is not reported again as extra.
+  private failed = false
 
   constructor(
     readonly statement: Statement,
@@ -44,6 +47,7 @@ export class ArgCursor {
   }
 
   fail(code: string, message: string, span?: Span): undefined {
+    this.failed = true
     return this.bag.error(code, message, span ?? this.peek()?.span ?? this.endSpan(), { message: `usage: ${this.usage}` })
   }
 
@@ -114,6 +118,10 @@ export class ArgCursor {
   }
 
   rate(): Rate | undefined {
+    const [n, unit] = [this.peek(), this.peek(1)]
+    if (n?.kind === 'number' && unit?.kind === 'path' && unit.span.offset === n.span.offset + n.span.length) {
+      return this.fail('bad-rate', `'${n.text}${unit.text}' is not a rate: the unit is /s, /sec, /second, /min, /minute, /h, /hr, /hour, /d or /day`, joinSpans(n.span, unit.span))
+    }
     const a = this.expect(['rate'], 'a rate like 20/min')
     if (!a) return undefined
     const r = rateOf(a.text)
@@ -138,17 +146,18 @@ export class ArgCursor {
   url(): URL | undefined {
     const a = this.expect(['url'], 'a URL like http://127.0.0.1:9001')
     if (!a) return undefined
-    return parseUrl(a.text) ?? this.fail('bad-url', `'${a.text}' is not a valid URL`, a.span)
+    return parseUrl(a.text) ?? this.fail('bad-url', `'${a.text}' is not a valid http(s) URL without query or credentials`, a.span)
   }
 
-  // `A, B, C` — at least one item.
+  // `A, B, C` — at least one item; every bad item is reported, then the list is undefined.
   list<V>(item: () => V | undefined): V[] | undefined {
     const out: V[] = []
+    let ok = true
     for (;;) {
       const v = item()
-      if (v === undefined) return undefined
-      out.push(v)
-      if (!this.acceptKind('comma')) return out
+      if (v === undefined) ok = false
+      else out.push(v)
+      if (!this.acceptKind('comma')) return ok ? out : undefined
     }
   }
 
@@ -171,14 +180,14 @@ export class ArgCursor {
     const s = this.string('a "path"')
     if (!s) return undefined
     const path = resolve(dirname(s.arg.span.file.absPath), s.value)
-    if (!existsSync(path)) return this.fail('missing-file', `file "${s.value}" does not exist (looked for ${path})`, s.arg.span)
+    if (!existsSync(path)) return this.fail('missing-file', `file "${s.value}" does not exist (looked for ${displayPath(path)})`, s.arg.span)
     return { from: 'file', path, span: s.arg.span }
   }
 
   // Nothing may follow: report the first extra argument.
   end(): void {
     const a = this.peek()
-    if (!a) return
+    if (!a || this.failed) return
     const last = this.statement.words[this.statement.words.length - 1]!
     this.fail('extra-argument', `unexpected '${a.text}' after '${this.name}'`, joinSpans(a.span, last.span))
     this.i = this.statement.words.length

@@ -30,6 +30,8 @@ export function dateMs(text: string): number {
   const iso = text.length === 10 ? `${text}T00:00:00Z` : text
   const ms = Date.parse(iso)
   if (Number.isNaN(ms)) return NaN
+  // The calendar day must exist (2027-02-30 does not), whatever the time and offset.
   const day = text.slice(0, 10)
-  return new Date(ms).toISOString().slice(0, 10) === day || text.length > 10 ? ms : NaN
+  const midnight = Date.parse(`${day}T00:00:00Z`)
+  return !Number.isNaN(midnight) && new Date(midnight).toISOString().slice(0, 10) === day ? ms : NaN
 }

@@ -21,7 +21,8 @@ function policyFiles(dir: string): string[] {
   return out
 }
 
-function displayPath(abs: string): string {
+// Paths in diagnostics: relative to the working directory when inside it.
+export function displayPath(abs: string): string {
   const rel = relative(process.cwd(), abs)
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs
 }
@@ -47,7 +48,7 @@ export function loadPolicies(dir: string, bag: DiagnosticBag): ParsedFile[] {
       try {
         ok = statSync(target).isFile()
       } catch {}
-      if (!ok) bag.error('missing-file', `cannot import "${d.path}": no such file (looked for ${target})`, d.pathSpan)
+      if (!ok) bag.error('missing-file', `cannot import "${d.path}": no such file (looked for ${displayPath(target)})`, d.pathSpan)
       else if (!target.endsWith('.policy')) bag.error('bad-import', `only .policy files can be imported, not "${d.path}"`, d.pathSpan)
       else load(target)
     }

@@ -71,8 +71,9 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
         metrics.request(entry.route as string | null, res.status, code, durationMs / 1000, ctx?.upstream ?? null, ctx?.upstreamMs == null ? null : ctx.upstreamMs / 1000)
       }
       const length = res.headers.get('content-length')
-      if (!res.body || length !== null) {
-        finish(length === null ? 0 : Number(length))
+      if (facts.method === 'HEAD' || !res.body || length !== null) {
+        // A HEAD answer sends headers only, whatever its Content-Length says.
+        finish(length === null || facts.method === 'HEAD' ? 0 : Number(length))
         return res
       }
       return new Response(countBytes(res.body, finish), { status: res.status, statusText: res.statusText, headers: res.headers })

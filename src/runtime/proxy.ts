@@ -35,7 +35,8 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs
   const url = upstreamUrl(target.base, ctx)
   const req = ctx.req
   let body: ReadableStream<Uint8Array> | null = NO_BODY.has(ctx.method) ? null : req.body
-  if (body && ctx.bodyLimit !== null) body = limitedBody(body, ctx, ctx.bodyLimit)
+  // Always counted (bytes_in of the access log); limited when the route sets `limit body`.
+  if (body) body = limitedBody(body, ctx, ctx.bodyLimit ?? Infinity)
   ctx.upstream = target.origin
   const started = performance.now()
   let res: Response
