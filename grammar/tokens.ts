@@ -2,7 +2,7 @@
 // array order, so the more specific literal shapes come before Number and Word.
 import { createToken, Lexer, type TokenType } from 'chevrotain'
 
-const tailBoundary = '(?![A-Za-z0-9_])'
+const tailBoundary = '(?![A-Za-z0-9_.:/])'
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true })
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: Lexer.SKIPPED })
@@ -22,7 +22,7 @@ export const Ip6Lit = createToken({
 })
 export const Ip4Lit = createToken({
   name: 'Ip4',
-  pattern: /\d{1,3}(?:\.\d{1,3}){3}(?:\/\d{1,2})?(?![A-Za-z0-9_.])/,
+  pattern: /\d{1,3}(?:\.\d{1,3}){3}(?:\/\d{1,2})?(?![A-Za-z0-9_.:])/,
   label: 'an IPv4 address',
 })
 export const RateLit = createToken({
@@ -39,6 +39,9 @@ export const PathLit = createToken({
   pattern: /\/(?:[^\s;{}#",]|\{(?:[^{}\s]|\{[^{}\s]*\})*\})*/,
   label: 'a path',
 })
+// A literal that starts with a digit but is none of the above (`10tb`, `1.5mb`, `5sec`,
+// `127.0.0.1:9002`): one token, so the checker can name it whole.
+export const MalformedLit = createToken({ name: 'Malformed', pattern: /\d[A-Za-z0-9_.:\/\-]*/, label: 'a literal' })
 export const Word = createToken({
   name: 'Word',
   pattern: /(?:\*\.)?[A-Za-z_][A-Za-z0-9_\-]*(?:[.:+][A-Za-z0-9_\-]+)*/,
@@ -69,17 +72,17 @@ export const declarationKeywords = [Upstream, App, Tier, Sink, Session, Defaults
 
 export const allTokens: TokenType[] = [
   WhiteSpace, Comment, StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit,
-  PathLit, ...declarationKeywords, HostKw, Word, Star, LBrace, RBrace, Comma, Semicolon, Equals,
+  PathLit, MalformedLit, ...declarationKeywords, HostKw, Word, Star, LBrace, RBrace, Comma, Semicolon, Equals,
 ]
 
 // The literal kinds an argument may be; the parser accepts any of them in a statement.
 export const argumentTokens: TokenType[] = [
-  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, Word, Star, Comma, Equals,
+  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit, Word, Star, Comma, Equals,
 ]
 
 // Tokens that cannot start a statement: the parser reads them as strays and reports them.
 export const strayTokens: TokenType[] = [
-  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, Star, Comma, Equals, Semicolon, LBrace,
+  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit, Star, Comma, Equals, Semicolon, LBrace,
 ]
 
 export const PolicyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false })

@@ -5,7 +5,7 @@ import { DiagnosticBag } from './diagnostics.ts'
 import { SourceFile, spanOf, joinSpans, type Span } from './source.ts'
 
 export type ArgKind =
-  | 'string' | 'url' | 'date' | 'ip6' | 'ip4' | 'rate' | 'duration' | 'size' | 'number' | 'path' | 'word' | 'star' | 'comma' | 'equals'
+  | 'string' | 'url' | 'date' | 'ip6' | 'ip4' | 'rate' | 'duration' | 'size' | 'number' | 'path' | 'word' | 'star' | 'comma' | 'equals' | 'malformed'
 
 export interface Arg {
   kind: ArgKind
@@ -42,14 +42,15 @@ export interface ParsedFile {
 
 const kindOfToken: Record<string, ArgKind> = {
   String: 'string', Url: 'url', Date: 'date', Ip6: 'ip6', Ip4: 'ip4', Rate: 'rate', Duration: 'duration', Size: 'size',
-  Number: 'number', Path: 'path', Word: 'word', Star: 'star', Comma: 'comma', Equals: 'equals',
+  Number: 'number', Path: 'path', Malformed: 'malformed', Word: 'word', Star: 'star', Comma: 'comma', Equals: 'equals',
 }
 
 export function parseFile(source: SourceFile, bag: DiagnosticBag): ParsedFile {
   const out = parsePolicy(source.text)
   for (const e of out.lexErrors) {
     const ch = source.text[e.offset] ?? ''
-    bag.error('syntax', `unexpected character ${JSON.stringify(ch)}`, spanOf(source, e.offset, e.length))
+    const message = ch === '"' ? 'unterminated string: the closing " is missing on this line' : `unexpected character ${JSON.stringify(ch)}`
+    bag.error('syntax', message, spanOf(source, e.offset, ch === '"' ? 1 : e.length))
   }
   for (const e of out.parseErrors) {
     const tok = e.token

@@ -118,9 +118,9 @@ export class ArgCursor {
   }
 
   rate(): Rate | undefined {
-    const [n, unit] = [this.peek(), this.peek(1)]
-    if (n?.kind === 'number' && unit?.kind === 'path' && unit.span.offset === n.span.offset + n.span.length) {
-      return this.fail('bad-rate', `'${n.text}${unit.text}' is not a rate: the unit is /s, /sec, /second, /min, /minute, /h, /hr, /hour, /d or /day`, joinSpans(n.span, unit.span))
+    const n = this.peek()
+    if (n?.kind === 'malformed' && /^\d+\//.test(n.text)) {
+      return this.fail('bad-rate', `'${n.text}' is not a rate: the unit is /s, /sec, /second, /min, /minute, /h, /hr, /hour, /d or /day`, n.span)
     }
     const a = this.expect(['rate'], 'a rate like 20/min')
     if (!a) return undefined

@@ -23,8 +23,8 @@ describe('durations, rates and sizes', () => {
     expect(lex('1/sec 2/second 3/minute 4/hr 5/d 6/h')).toEqual(['Rate:1/sec', 'Rate:2/second', 'Rate:3/minute', 'Rate:4/hr', 'Rate:5/d', 'Rate:6/h'])
   })
 
-  test('a rate with an unknown unit is a number followed by a path, for the checker to name', () => {
-    expect(lex('20/fortnight')).toEqual(['Number:20', 'Path:/fortnight'])
+  test('a rate with an unknown unit is one malformed literal, for the checker to name', () => {
+    expect(lex('20/fortnight')).toEqual(['Malformed:20/fortnight'])
   })
 
   test('sizes', () => {
@@ -35,8 +35,9 @@ describe('durations, rates and sizes', () => {
     expect(lex('5 200 1000')).toEqual(['Number:5', 'Number:200', 'Number:1000'])
   })
 
-  test('a number glued to an unknown unit is a lexing error at the number', () => {
-    expect(lexErrors('10tb')).toEqual([{ offset: 0, length: 2, line: 1, column: 1 }])
+  test('a number glued to an unknown unit is one malformed literal, not a lexing error', () => {
+    expect(lex('10tb 1.5mb 5sec 127.0.0.1:9002')).toEqual(['Malformed:10tb', 'Malformed:1.5mb', 'Malformed:5sec', 'Malformed:127.0.0.1:9002'])
+    expect(lexErrors('10tb')).toEqual([])
   })
 })
 
