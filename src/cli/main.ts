@@ -53,7 +53,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
     try {
       gw.listen()
     } catch (err) {
-      fail(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, 2)
+      fail(`cannot start serving: ${(err as Error).message.split('\n')[0]}`, 2)
     }
   }
   process.on('SIGHUP', () => gw.reload('SIGHUP'))
@@ -101,7 +101,11 @@ let opts: GatewayOptions
 try {
   opts = parseOptions(process.argv.slice(2), process.env)
 } catch (err) {
-  if (err instanceof UsageError) fail(err.message, err.message.startsWith('usage:') ? 0 : 2)
+  if (err instanceof UsageError && err.message.startsWith('usage:')) {
+    process.stdout.write(`${err.message}\n`)
+    process.exit(0)
+  }
+  if (err instanceof UsageError) fail(err.message, 2)
   throw err
 }
 try {

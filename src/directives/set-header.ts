@@ -1,6 +1,6 @@
 import { canonicalName, safeHeaderValue } from '../runtime/headers.ts'
 import { defineDirective } from './define.ts'
-import { assignedValue, headerName } from './values.ts'
+import { assignment, headerName } from './values.ts'
 
 export default defineDirective({
   name: 'set header',
@@ -8,12 +8,7 @@ export default defineDirective({
   places: ['route', 'defaults'],
   usage: 'set header NAME = "value {param.id}" | reference',
   summary: 'Sets (replaces) a request header sent upstream; clients cannot send it themselves in any spelling.',
-  read(a) {
-    const name = headerName(a)
-    const value = name === undefined ? undefined : assignedValue(a)
-    a.end()
-    return name === undefined || value === undefined ? undefined : { name, value }
-  },
+  read: (a) => assignment(a, headerName),
   setsHeaders: (cfg) => [canonicalName(cfg.name)],
   check(cfg, ctx) {
     ctx.checkTemplate(cfg.value, 'text')

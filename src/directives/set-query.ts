@@ -1,5 +1,5 @@
 import { defineDirective } from './define.ts'
-import { assignedValue, queryName } from './values.ts'
+import { assignment, queryName } from './values.ts'
 
 export default defineDirective({
   name: 'set query',
@@ -7,12 +7,7 @@ export default defineDirective({
   places: ['route', 'defaults'],
   usage: 'set query NAME = "value" | reference',
   summary: 'Sets (replaces) a query parameter of the upstream request.',
-  read(a) {
-    const name = queryName(a)
-    const value = name === undefined ? undefined : assignedValue(a)
-    a.end()
-    return name === undefined || value === undefined ? undefined : { name, value }
-  },
+  read: (a) => assignment(a, queryName),
   check(cfg, ctx) {
     ctx.checkTemplate(cfg.value, 'text')
   },

@@ -1,6 +1,6 @@
 import { safeHeaderValue } from '../runtime/headers.ts'
 import { defineDirective } from './define.ts'
-import { assignedValue, headerName } from './values.ts'
+import { assignment, headerName } from './values.ts'
 
 export default defineDirective({
   name: 'set response header',
@@ -8,12 +8,7 @@ export default defineDirective({
   places: ['route', 'defaults'],
   usage: 'set response header NAME = "value" | reference',
   summary: 'Sets (replaces) a header on the response the client gets.',
-  read(a) {
-    const name = headerName(a)
-    const value = name === undefined ? undefined : assignedValue(a)
-    a.end()
-    return name === undefined || value === undefined ? undefined : { name, value }
-  },
+  read: (a) => assignment(a, headerName),
   check(cfg, ctx) {
     ctx.checkTemplate(cfg.value, 'text')
   },

@@ -26,6 +26,14 @@ export function assignedValue(a: ArgCursor): Template | undefined {
   return valueTemplate(a, arg)
 }
 
+// `NAME = VALUE` and nothing after it.
+export function assignment(a: ArgCursor, name: (a: ArgCursor) => string | undefined): { name: string; value: Template } | undefined {
+  const n = name(a)
+  const value = n === undefined ? undefined : assignedValue(a)
+  a.end()
+  return n === undefined || value === undefined ? undefined : { name: n, value }
+}
+
 function valueTemplate(a: ArgCursor, arg: Arg): Template {
   if (arg.kind === 'string') return a.template(arg)
   if (arg.kind === 'word') return { parts: [{ ref: arg.text, rest: false, span: arg.span }], span: arg.span }

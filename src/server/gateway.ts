@@ -28,6 +28,8 @@ export interface GatewaySettings {
   workerMetrics?: (into: Metrics) => void
 }
 
+const DRAIN_MS = 30_000
+
 export class Gateway {
   private current: Program
   private servers: Server<undefined>[] = []
@@ -98,12 +100,20 @@ export class Gateway {
         return new GatewayError('internal_error', 'the gateway failed to handle this request').toResponse(crypto.randomUUID())
       },
     }
-    this.servers.push(Bun.serve({ ...common, port, fetch: handler(false) }))
+    try {
+      this.servers.push(Bun.serve({ ...common, port, fetch: handler(false) }))
+    } catch (err) {
+      throw new Error(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
+    }
     if (tls) {
       // With --client-ca the listener asks for a client certificate but does not demand one.
       const clientAuth = tls.clientCa ? { ca: readFileSync(tls.clientCa, 'utf8'), requestCert: true, rejectUnauthorized: false } : {}
       const options = { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8'), ...clientAuth }
-      this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(true) }))
+      try {
+        this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(true) }))
+      } catch (err) {
+        throw new Error(`cannot start the TLS listener on ${host}:${tls.port} (--tls-cert ${tls.cert}, --tls-key ${tls.key}): ${(err as Error).message}`)
+      }
     }
   }
 
@@ -125,8 +135,15 @@ export class Gateway {
     this.stopping = true
     this.watcher?.close()
     if (this.debounce) clearTimeout(this.debounce)
-    await Promise.all(this.servers.map((s) => s.stop(false)))
-    await this.current.dispose()
+    // Requests in flight get DRAIN_MS to finish; a response that never ends (an event stream) is then cut.
+    const drained = Promise.all(this.servers.map((s) => s.stop(false)))
+    const timer = setTimeout(() => {
+      console.error(`portcullis: requests still open after ${DRAIN_MS / 1000}s; closing them`)
+      for (const s of this.servers) void s.stop(true)
+    }, DRAIN_MS)
+    await drained
+    clearTimeout(timer)
+    await Promise.race([this.current.dispose(), Bun.sleep(100)])
     await this.settings.log.flush()
     await this.settings.store.close()
   }
