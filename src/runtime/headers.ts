@@ -5,8 +5,15 @@ const HOP_BY_HOP = new Set([
 ])
 
 // `X_Consumer`, `x.consumer` and `X-Consumer` are one header to many upstream frameworks.
+// Header names repeat from request to request: remember a bounded number of them.
+const canonicalCache = new Map<string, string>()
 export function canonicalName(name: string): string {
-  return name.toLowerCase().replace(/[_.]/g, '-')
+  let c = canonicalCache.get(name)
+  if (c === undefined) {
+    c = name.toLowerCase().replace(/[_.]/g, '-')
+    if (canonicalCache.size < 4096) canonicalCache.set(name, c)
+  }
+  return c
 }
 
 const IDENTITY_EXACT = new Set([

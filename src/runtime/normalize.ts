@@ -32,7 +32,14 @@ export interface NormalPath {
 }
 
 // null: the path is malformed (bad percent-encoding, NUL) and the request is a 400.
+// Most paths are already normal: plain characters, no `%`, no `//`, no dot-segments.
+const PLAIN = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/
+
 export function normalizePath(raw: string): NormalPath | null {
+  if (raw.charCodeAt(0) === 47 && !raw.includes('//') && !raw.includes('/.') && PLAIN.test(raw)) {
+    const body = raw.endsWith('/') ? raw.slice(1, -1) : raw.slice(1)
+    return { path: raw, segments: body === '' ? [] : body.split('/') }
+  }
   if (raw.includes('\0')) return null
   const segments: string[] = []
   const parts = raw.split('/')
