@@ -95,6 +95,8 @@ export class Gateway {
       hostname: host,
       reusePort: this.settings.reusePort,
       idleTimeout: 120,
+      // Bodies stream through; `limit body` is the policy's limit, not the listener's.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       error: (err: Error) => {
         console.error(`portcullis: ${err.stack ?? err}`)
         return new GatewayError('internal_error', 'the gateway failed to handle this request').toResponse(crypto.randomUUID())
