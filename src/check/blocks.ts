@@ -6,8 +6,9 @@ import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
 import type { Rate } from '../policy/literals.ts'
 import type { Span } from '../policy/source.ts'
 import type { Cidr } from '../runtime/ip.ts'
+import { upstreamBlock } from './upstream-block.ts'
 
-interface Field<C> {
+export interface Field<C> {
   name: string
   usage: string
   repeat?: boolean
@@ -17,49 +18,9 @@ interface Field<C> {
 export interface BlockKind<C> {
   kind: string
   fields: Field<C>[]
+  // Fields of the language reference this version cannot honour: name → why.
+  unavailable?: Record<string, string>
   init(): C
-}
-
-export interface UpstreamConfig {
-  targets: { url: URL; weight: number; span: Span }[]
-  timeoutMs?: number
-}
-
-export const upstreamBlock: BlockKind<UpstreamConfig> = {
-  kind: 'upstream',
-  init: () => ({ targets: [] }),
-  fields: [
-    {
-      name: 'target',
-      usage: 'target http://host:port[/base] [weight N]',
-      repeat: true,
-      read(a, into) {
-        const at = a.peek()?.span
-        const url = a.url()
-        if (!url) return
-        const weight = a.accept('weight') ? a.integer('a weight', 1, 1000) : 1
-        if (weight === undefined) return
-        a.end()
-        into.targets.push({ url, weight, span: at! })
-      },
-    },
-    {
-      name: 'timeout',
-      usage: 'timeout DURATION',
-      read(a, into) {
-        into.timeoutMs = a.duration()
-        a.end()
-      },
-    },
-    {
-      name: 'balance',
-      usage: 'balance round-robin',
-      read(a) {
-        a.oneOf(['round-robin'] as const, 'a balancing method')
-        a.end()
-      },
-    },
-  ],
 }
 
 export interface AppConfig {
@@ -186,6 +147,11 @@ export function readBlock<C>(block: BlockKind<C>, body: Statement[], bag: Diagno
   const seen = new Map<string, Span>()
   for (const st of body) {
     const field = fieldOf(block, st.words)
+    const why = block.unavailable?.[st.words[0]!.text]
+    if (!field && why) {
+      bag.error('not-available', `'${st.words[0]!.text}' is not available in this version of Portcullis: ${why}`, st.words[0]!.span)
+      continue
+    }
     if (!field) {
       const head = st.words[0]!
       const near = didYouMean(head.text, block.fields.map((f) => f.name.split(' ')[0]!))

@@ -9,7 +9,7 @@ import { canonicalName } from '../runtime/headers.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import { Program } from '../runtime/program.ts'
 import { Router } from '../runtime/router.ts'
-import { DEFAULT_UPSTREAM_TIMEOUT_MS, roundRobin, targetOf, type UpstreamPool } from '../runtime/upstream.ts'
+import { createPool, DEFAULT_UPSTREAM_TIMEOUT_MS, type UpstreamPool } from '../runtime/upstream.ts'
 import { compileTemplate } from './templates.ts'
 
 export interface CompileOptions {
@@ -66,13 +66,25 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
   }
   for (const [name, u] of checked.upstreams) {
     const override = opts.upstreams?.[name]
-    const targets = override ? [targetOf(new URL(override))] : u.targets.map((t) => targetOf(t.url, t.weight))
-    pools.set(name, roundRobin(name, targets, u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS))
+    const pool = createPool({
+      name,
+      targets: override ? [{ url: new URL(override), weight: 1 }] : u.targets,
+      timeoutMs: u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+      balance: u.balance,
+      retry: u.retry ?? null,
+      retryUnsafe: u.retryUnsafe,
+      health: u.health ?? null,
+    })
+    pools.set(name, pool)
+    disposers.push(() => pool.dispose())
   }
   const inlinePools = new Map<string, UpstreamPool>()
   const inline = (url: URL) => {
     let p = inlinePools.get(url.href)
-    if (!p) inlinePools.set(url.href, (p = roundRobin(url.origin, [targetOf(url)], DEFAULT_UPSTREAM_TIMEOUT_MS)))
+    if (!p) {
+      p = createPool({ name: url.origin, targets: [{ url, weight: 1 }], timeoutMs: DEFAULT_UPSTREAM_TIMEOUT_MS, balance: 'round-robin', retry: null, retryUnsafe: false, health: null })
+      inlinePools.set(url.href, p)
+    }
     return p
   }
   const router = new Router()

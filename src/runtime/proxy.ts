@@ -2,7 +2,7 @@
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
 import { clientResponseHeaders } from './headers.ts'
-import type { UpstreamPool } from './upstream.ts'
+import type { Target, UpstreamPool } from './upstream.ts'
 
 const NO_BODY = new Set(['GET', 'HEAD'])
 
@@ -30,37 +30,97 @@ function limitedBody(body: ReadableStream<Uint8Array>, ctx: RequestContext, limi
   })
 }
 
-export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs: number): Promise<Response> {
-  const target = pool.next()
-  const url = upstreamUrl(target.base, ctx)
-  const req = ctx.req
-  let body: ReadableStream<Uint8Array> | null = NO_BODY.has(ctx.method) ? null : req.body
-  // Always counted (bytes_in of the access log); limited when the route sets `limit body`.
-  if (body) body = limitedBody(body, ctx, ctx.bodyLimit ?? Infinity)
-  ctx.upstream = target.origin
-  const started = performance.now()
-  let res: Response
-  try {
-    res = await fetch(url, {
-      method: ctx.method,
-      headers: ctx.upstreamHeaders,
-      body,
-      redirect: 'manual',
-      decompress: false,
-      signal: AbortSignal.timeout(timeoutMs),
-      duplex: 'half',
-    })
-  } catch (err) {
-    ctx.upstreamMs = performance.now() - started
-    if (ctx.bodyLimitExceeded) throw new GatewayError('payload_too_large', `the request body is larger than ${ctx.bodyLimit} bytes`)
-    const name = (err as { name?: string }).name
-    if (name === 'TimeoutError' || name === 'AbortError') {
-      throw new GatewayError('upstream_timeout', `upstream ${pool.name} did not answer within ${timeoutMs} ms`)
-    }
-    throw new GatewayError('bad_gateway', `upstream ${pool.name} could not be reached`)
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+function fetchFailed(ctx: RequestContext, err: unknown): 'timeout' | 'connect' {
+  if (ctx.bodyLimitExceeded) throw new GatewayError('payload_too_large', `the request body is larger than ${ctx.bodyLimit} bytes`)
+  const name = (err as { name?: string }).name
+  return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'connect'
+}
+
+// For least-conn: a target counts a request as active until its response body has been sent.
+function releaseAtEnd(body: ReadableStream<Uint8Array>, target: Target): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  let released = false
+  const release = () => {
+    if (!released) target.active--
+    released = true
   }
-  ctx.upstreamMs = performance.now() - started
-  ctx.upstreamStatus = res.status
-  if (!body) ctx.bytesIn = Number(req.headers.get('content-length') ?? 0)
-  return new Response(res.body, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) })
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read()
+        if (done) {
+          release()
+          return controller.close()
+        }
+        controller.enqueue(value)
+      } catch (err) {
+        release()
+        controller.error(err)
+      }
+    },
+    cancel(reason) {
+      release()
+      return reader.cancel(reason)
+    },
+  })
+}
+
+export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs: number): Promise<Response> {
+  const req = ctx.req
+  const hasBody = !NO_BODY.has(ctx.method) && req.body !== null
+  const retry = pool.retry && (IDEMPOTENT.has(ctx.method) || pool.retryUnsafe) ? pool.retry : null
+  // Always counted (bytes_in of the access log); limited when the route sets `limit body`.
+  let body: ReadableStream<Uint8Array> | Uint8Array | null = hasBody ? limitedBody(req.body!, ctx, ctx.bodyLimit ?? Infinity) : null
+  if (!hasBody) ctx.bytesIn = Number(req.headers.get('content-length') ?? 0)
+  // A request that may be sent again must be kept whole: its body is read once, within the limit.
+  if (retry && body) {
+    try {
+      body = new Uint8Array(await new Response(body).arrayBuffer())
+    } catch (err) {
+      fetchFailed(ctx, err)
+      throw new GatewayError('bad_request', 'the request body could not be read')
+    }
+  }
+  const tried = new Set<Target>()
+  const started = performance.now()
+  for (let attempt = 0; ; attempt++) {
+    const target = pool.next(tried)
+    if (!target) throw new GatewayError('upstream_unavailable', `upstream ${pool.name} has no healthy target`)
+    tried.add(target)
+    ctx.upstream = target.origin
+    const last = retry === null || attempt >= retry.count
+    target.active++
+    let res: Response
+    try {
+      res = await fetch(upstreamUrl(target.base, ctx), {
+        method: ctx.method,
+        headers: ctx.upstreamHeaders,
+        body,
+        redirect: 'manual',
+        decompress: false,
+        signal: AbortSignal.timeout(timeoutMs),
+        duplex: 'half',
+      })
+    } catch (err) {
+      target.active--
+      ctx.upstreamMs = performance.now() - started
+      const kind = fetchFailed(ctx, err)
+      if (!last && (kind === 'timeout' ? retry!.on.timeout : retry!.on.connectError)) continue
+      if (kind === 'timeout') throw new GatewayError('upstream_timeout', `upstream ${pool.name} did not answer within ${timeoutMs} ms`)
+      throw new GatewayError('bad_gateway', `upstream ${pool.name} could not be reached`)
+    }
+    if (!last && retry!.on.statuses.includes(res.status)) {
+      target.active--
+      await res.body?.cancel()
+      continue
+    }
+    ctx.upstreamMs = performance.now() - started
+    ctx.upstreamStatus = res.status
+    let out = res.body
+    if (out && pool.countsActive) out = releaseAtEnd(out, target)
+    else target.active--
+    return new Response(out, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) })
+  }
 }
