@@ -39,7 +39,7 @@ export function loadPolicies(dir: string, bag: DiagnosticBag): ParsedFile[] {
     const real = realpathSync(abs)
     if (loaded.has(real)) return
     loaded.add(real)
-    const parsed = parseFile(new SourceFile(displayPath(abs), abs, readFileSync(abs, 'utf8')), bag)
+    const parsed = parseFile(new SourceFile(displayPath(abs), abs, readFileSync(abs, 'utf8').replace(/^\uFEFF/, '')), bag)
     files.push(parsed)
     for (const d of parsed.declarations) {
       if (d.kind !== 'import') continue

@@ -56,7 +56,10 @@ export function clientResponseHeaders(upstream: Headers): Headers {
   return out
 }
 
-// Header values built from templates may not smuggle new lines or NULs.
+// Header values built from templates may not smuggle new lines or control characters, and
+// a header carries bytes: characters beyond Latin-1 travel percent-encoded as UTF-8.
+const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/
 export function safeHeaderValue(v: string): string {
-  return /[\r\n\0]/.test(v) ? v.replace(/[\r\n\0]+/g, ' ') : v
+  if (!UNSAFE.test(v)) return v
+  return v.replace(/[\x00-\x08\x0a-\x1f\x7f]+/g, ' ').replace(/[^\x00-\xff]/gu, (c) => encodeURIComponent(c))
 }

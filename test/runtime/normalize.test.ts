@@ -38,3 +38,20 @@ describe('splitTarget', () => {
     expect(splitTarget(url)).toEqual([path, query])
   })
 })
+
+import { safeHeaderValue } from '../../src/runtime/headers.ts'
+
+describe('safeHeaderValue', () => {
+  test.each([
+    ['plain value', 'plain value'],
+    ['caf\u00e9', 'caf\u00e9'],
+    ['\u20acuro', '%E2%82%ACuro'],
+    ['a\r\nX-Evil: 1', 'a X-Evil: 1'],
+    ['nul\0byte', 'nul byte'],
+    ['emoji \u{1F600}', 'emoji %F0%9F%98%80'],
+  ])('%j → %j', (input, output) => {
+    const v = safeHeaderValue(input)
+    expect(v).toBe(output)
+    expect(() => new Headers({ x: v })).not.toThrow()
+  })
+})
