@@ -43,17 +43,15 @@ export function upstreamRequestHeaders(incoming: Headers, protectedNames: Readon
   return out
 }
 
-// The upstream's response headers as the client gets them.
-export function clientResponseHeaders(upstream: Headers): Headers {
-  const out = new Headers()
-  const named = connectionTokens(upstream)
-  for (const [name, value] of upstream) {
-    if (HOP_BY_HOP.has(name) || named.includes(name) || name === 'gateway-error') continue
-    if (name === 'set-cookie') continue
-    out.append(name, value)
+// The upstream's response headers as the client gets them, edited in place.
+export function stripResponseHeaders(headers: Headers): Headers {
+  const named = connectionTokens(headers)
+  let doomed: string[] | null = null
+  for (const name of headers.keys()) {
+    if (HOP_BY_HOP.has(name) || name === 'gateway-error' || (named.length > 0 && named.includes(name))) (doomed ??= []).push(name)
   }
-  for (const cookie of upstream.getSetCookie()) out.append('set-cookie', cookie)
-  return out
+  if (doomed) for (const name of doomed) headers.delete(name)
+  return headers
 }
 
 // Header values built from templates may not smuggle new lines or control characters, and

@@ -1,7 +1,7 @@
 // Forwarding one request to an upstream target: streamed both ways, bytes untouched.
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
-import { clientResponseHeaders } from './headers.ts'
+import { stripResponseHeaders } from './headers.ts'
 import type { Target, UpstreamPool } from './upstream.ts'
 
 const NO_BODY = new Set(['GET', 'HEAD'])
@@ -118,9 +118,11 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs
     }
     ctx.upstreamMs = performance.now() - started
     ctx.upstreamStatus = res.status
-    let out = res.body
-    if (out && pool.countsActive) out = releaseAtEnd(out, target)
-    else target.active--
-    return new Response(out, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) })
+    stripResponseHeaders(res.headers)
+    if (!res.body || !pool.countsActive) {
+      target.active--
+      return res
+    }
+    return new Response(releaseAtEnd(res.body, target), { status: res.status, statusText: res.statusText, headers: res.headers })
   }
 }
