@@ -32,14 +32,17 @@ function connectionTokens(headers: Headers): string[] {
 
 // The request headers an upstream may see: no hop-by-hop, no identity or protected names.
 export function upstreamRequestHeaders(incoming: Headers, protectedNames: ReadonlySet<string>): Headers {
-  const out = new Headers()
+  const out = new Headers(incoming)
   const named = connectionTokens(incoming)
-  for (const [name, value] of incoming) {
-    if (HOP_BY_HOP.has(name) || named.includes(name)) continue
-    const canonical = canonicalName(name)
-    if (isIdentityHeader(canonical) || protectedNames.has(canonical)) continue
-    out.append(name, value)
+  let doomed: string[] | null = null
+  for (const name of incoming.keys()) {
+    if (HOP_BY_HOP.has(name) || (named.length > 0 && named.includes(name))) (doomed ??= []).push(name)
+    else {
+      const canonical = canonicalName(name)
+      if (isIdentityHeader(canonical) || protectedNames.has(canonical)) (doomed ??= []).push(name)
+    }
   }
+  if (doomed) for (const name of doomed) out.delete(name)
   return out
 }
 
