@@ -31,7 +31,8 @@ export function stdoutWriter(): LogWriter {
 const SENSITIVE = /token|key|secret|password|signature|sig|code|auth/i
 
 export function redactQuery(raw: string): string {
-  if (!raw) return ''
+  // Percent-encoded names (`%74oken`) must be decoded before they can be judged.
+  if (!raw || (!SENSITIVE.test(raw) && !raw.includes('%'))) return raw
   return raw
     .split('&')
     .map((pair) => {

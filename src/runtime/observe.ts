@@ -8,6 +8,18 @@ import type { EarlyFacts, RequestObserver } from './handle.ts'
 
 const round = (ms: number) => Math.round(ms * 100) / 100
 
+// Many requests end in the same millisecond: format its timestamp once.
+let lastMs = 0
+let lastIso = ''
+function isoNow(): string {
+  const now = Date.now()
+  if (now !== lastMs) {
+    lastMs = now
+    lastIso = new Date(now).toISOString()
+  }
+  return lastIso
+}
+
 function countBytes(body: ReadableStream<Uint8Array>, done: (bytes: number) => void): ReadableStream<Uint8Array> {
   const reader = body.getReader()
   let bytes = 0
@@ -48,7 +60,7 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
         const durationMs = performance.now() - facts.start
         const code = res.headers.get('gateway-error')
         const entry: AccessLogEntry = {
-          time: new Date().toISOString(),
+          time: isoNow(),
           request_id: facts.id,
           method: facts.method,
           path: ctx ? ctx.path : (facts as EarlyFacts).path,
