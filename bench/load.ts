@@ -2,69 +2,69 @@
 // Prints one JSON line (a LoadResult) on stdout.
 // bun bench/load.ts --url URL [--connections 32] [--duration 10] [--warmup 1]
 //                   [--max-requests 1000000] [--timeout 5] [--header "Name: value"]...
-import { parseArgs } from "node:util";
-import { seconds, summarize, type LoadResult } from "./stats.ts";
+import { parseArgs } from 'node:util'
+import { seconds, summarize, type LoadResult } from './stats.ts'
 
 const { values } = parseArgs({
   options: {
-    url: { type: "string" },
-    connections: { type: "string", default: "32" },
-    duration: { type: "string", default: "10" },
-    warmup: { type: "string", default: "1" },
-    "max-requests": { type: "string", default: "1000000" },
-    timeout: { type: "string", default: "5" },
-    header: { type: "string", multiple: true, default: [] },
+    url: { type: 'string' },
+    connections: { type: 'string', default: '32' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '1' },
+    'max-requests': { type: 'string', default: '1000000' },
+    timeout: { type: 'string', default: '5' },
+    header: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
-});
+})
 
-if (!values.url) throw new Error("load: --url is required");
-const url = values.url;
-const connections = Math.max(1, Number.parseInt(values.connections, 10));
-const maxRequests = Math.max(1, Number.parseInt(values["max-requests"], 10));
-const timeoutMs = seconds(values.timeout) * 1000;
-const headers = new Headers();
+if (!values.url) throw new Error('load: --url is required')
+const url = values.url
+const connections = Math.max(1, Number.parseInt(values.connections, 10))
+const maxRequests = Math.max(1, Number.parseInt(values['max-requests'], 10))
+const timeoutMs = seconds(values.timeout) * 1000
+const headers = new Headers()
 for (const h of values.header) {
-  const colon = h.indexOf(":");
-  if (colon > 0) headers.set(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
+  const colon = h.indexOf(':')
+  if (colon > 0) headers.set(h.slice(0, colon).trim(), h.slice(colon + 1).trim())
 }
 
-const latencies = new Float64Array(maxRequests);
-const errorKinds: Record<string, number> = {};
-let recorded = 0;
-let errors = 0;
+const latencies = new Float64Array(maxRequests)
+const errorKinds: Record<string, number> = {}
+let recorded = 0
+let errors = 0
 
-const measureFrom = performance.now() + seconds(values.warmup) * 1000;
-const stopAt = measureFrom + seconds(values.duration) * 1000;
+const measureFrom = performance.now() + seconds(values.warmup) * 1000
+const stopAt = measureFrom + seconds(values.duration) * 1000
 
 async function send(): Promise<string | null> {
   try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    return res.status >= 200 && res.status < 300 ? null : String(res.status);
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) })
+    await res.arrayBuffer()
+    return res.status >= 200 && res.status < 300 ? null : String(res.status)
   } catch (err) {
-    return err instanceof Error ? err.name : "network";
+    return err instanceof Error ? err.name : 'network'
   }
 }
 
 async function connection(): Promise<void> {
   for (;;) {
-    const start = performance.now();
-    if (start >= stopAt) return;
-    const measured = start >= measureFrom;
-    if (measured && recorded >= maxRequests) return;
-    const slot = measured ? recorded++ : -1;
-    const failure = await send();
-    if (slot < 0) continue;
-    latencies[slot] = performance.now() - start;
+    const start = performance.now()
+    if (start >= stopAt) return
+    const measured = start >= measureFrom
+    if (measured && recorded >= maxRequests) return
+    const slot = measured ? recorded++ : -1
+    const failure = await send()
+    if (slot < 0) continue
+    latencies[slot] = performance.now() - start
     if (failure !== null) {
-      errors++;
-      errorKinds[failure] = (errorKinds[failure] ?? 0) + 1;
+      errors++
+      errorKinds[failure] = (errorKinds[failure] ?? 0) + 1
     }
   }
 }
 
-await Promise.all(Array.from({ length: connections }, connection));
-const elapsedMs = Math.max(performance.now() - measureFrom, 1);
-const result: LoadResult = summarize(latencies.subarray(0, recorded), errors, errorKinds, elapsedMs);
-console.log(JSON.stringify(result));
+await Promise.all(Array.from({ length: connections }, connection))
+const elapsedMs = Math.max(performance.now() - measureFrom, 1)
+const result: LoadResult = summarize(latencies.subarray(0, recorded), errors, errorKinds, elapsedMs)
+console.log(JSON.stringify(result))

@@ -3,26 +3,21 @@
  * With `transformed`, also checks the header directives of the orders route.
  * Returns what is wrong.
  */
-export async function probe(
-  directUrl: string,
-  gatewayUrl: string,
-  headers: Record<string, string>,
-  transformed: boolean,
-): Promise<string[]> {
-  const problems: string[] = [];
+export async function probe(directUrl: string, gatewayUrl: string, headers: Record<string, string>, transformed: boolean): Promise<string[]> {
+  const problems: string[] = []
   const expect = (what: string, actual: string | null, wanted: string) => {
-    if (actual !== wanted) problems.push(`${what}: got ${JSON.stringify(actual)}, want ${JSON.stringify(wanted)}`);
-  };
-  const direct = await (await fetch(directUrl, { headers })).text();
-  const res = await fetch(gatewayUrl, { headers });
-  const body = await res.text();
-  const path = new URL(gatewayUrl).pathname;
-  expect(`GET ${path} status`, String(res.status), "200");
-  expect(`GET ${path} body`, body.length > 200 ? `${body.slice(0, 200)}…` : body, direct);
-  if (transformed) {
-    expect(`GET ${path} response header x-served-by`, res.headers.get("x-served-by"), "portcullis");
-    expect(`GET ${path} x-request-source at upstream`, res.headers.get("x-seen-request-source"), "gateway");
-    expect(`GET ${path} x-debug at upstream`, res.headers.get("x-seen-debug"), "");
+    if (actual !== wanted) problems.push(`${what}: got ${JSON.stringify(actual)}, want ${JSON.stringify(wanted)}`)
   }
-  return problems;
+  const direct = await (await fetch(directUrl, { headers })).text()
+  const res = await fetch(gatewayUrl, { headers })
+  const body = await res.text()
+  const path = new URL(gatewayUrl).pathname
+  expect(`GET ${path} status`, String(res.status), '200')
+  expect(`GET ${path} body`, body.length > 200 ? `${body.slice(0, 200)}…` : body, direct)
+  if (transformed) {
+    expect(`GET ${path} response header x-served-by`, res.headers.get('x-served-by'), 'portcullis')
+    expect(`GET ${path} x-request-source at upstream`, res.headers.get('x-seen-request-source'), 'gateway')
+    expect(`GET ${path} x-debug at upstream`, res.headers.get('x-seen-debug'), '')
+  }
+  return problems
 }

@@ -1,37 +1,32 @@
 export interface LoadResult {
-  requests: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  elapsedMs: number;
-  rps: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
+  requests: number
+  errors: number
+  errorKinds: Record<string, number>
+  elapsedMs: number
+  rps: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
 }
 
 /** "10", "10s", "1.5" → seconds; "500ms" → 0.5. */
 export function seconds(text: string): number {
-  const ms = /^([\d.]+)ms$/.exec(text);
-  const value = ms?.[1] ? Number(ms[1]) / 1000 : Number(text.replace(/s$/, ""));
-  if (!Number.isFinite(value) || value < 0) throw new Error(`not a duration: ${text}`);
-  return value;
+  const ms = /^([\d.]+)ms$/.exec(text)
+  const value = ms?.[1] ? Number(ms[1]) / 1000 : Number(text.replace(/s$/, ''))
+  if (!Number.isFinite(value) || value < 0) throw new Error(`not a duration: ${text}`)
+  return value
 }
 
 /** Nearest-rank percentile of an ascending array. */
 function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1] ?? Number.NaN;
+  if (sorted.length === 0) return Number.NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1] ?? Number.NaN
 }
 
-export function summarize(
-  latencies: Float64Array,
-  errors: number,
-  errorKinds: Record<string, number>,
-  elapsedMs: number,
-): LoadResult {
-  const sorted = Float64Array.from(latencies).sort();
+export function summarize(latencies: Float64Array, errors: number, errorKinds: Record<string, number>, elapsedMs: number): LoadResult {
+  const sorted = Float64Array.from(latencies).sort()
   return {
     requests: sorted.length,
     errors,
@@ -42,5 +37,5 @@ export function summarize(
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
     max: percentile(sorted, 100),
-  };
+  }
 }

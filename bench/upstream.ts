@@ -4,42 +4,42 @@
 function order(id: string): string {
   return JSON.stringify({
     id,
-    status: "shipped",
-    customer: { id: "c-1042", name: "Ada Lovelace" },
+    status: 'shipped',
+    customer: { id: 'c-1042', name: 'Ada Lovelace' },
     items: [
-      { sku: "SKU-0001", qty: 2, price: 1999 },
-      { sku: "SKU-0042", qty: 1, price: 4500 },
+      { sku: 'SKU-0001', qty: 2, price: 1999 },
+      { sku: 'SKU-0042', qty: 1, price: 4500 },
     ],
     total: 8498,
-    currency: "EUR",
-  });
+    currency: 'EUR',
+  })
 }
 
 const server = Bun.serve({
-  hostname: "127.0.0.1",
+  hostname: '127.0.0.1',
   port: 0,
   fetch(req) {
-    const path = new URL(req.url).pathname;
-    const match = /\/(?:orders|items)\/([^/]+)$/.exec(path);
-    if (req.method !== "GET" || !match?.[1]) return new Response("not found\n", { status: 404 });
+    const path = new URL(req.url).pathname
+    const match = /\/(?:orders|items)\/([^/]+)$/.exec(path)
+    if (req.method !== 'GET' || !match?.[1]) return new Response('not found\n', { status: 404 })
     return new Response(order(match[1]), {
       headers: {
-        "content-type": "application/json",
-        "x-seen-request-source": req.headers.get("x-request-source") ?? "",
-        "x-seen-debug": req.headers.get("x-debug") ?? "",
+        'content-type': 'application/json',
+        'x-seen-request-source': req.headers.get('x-request-source') ?? '',
+        'x-seen-debug': req.headers.get('x-debug') ?? '',
       },
-    });
+    })
   },
-});
+})
 
-console.log(`listening on http://127.0.0.1:${server.port}`);
+console.log(`listening on http://127.0.0.1:${server.port}`)
 
 async function exitWithParent(): Promise<void> {
   for await (const _ of Bun.stdin.stream()) {
     // nothing is ever sent; EOF means the parent is gone
   }
-  server.stop(true);
-  process.exit(0);
+  server.stop(true)
+  process.exit(0)
 }
 
-if (process.argv.includes("--exit-on-stdin-close")) void exitWithParent();
+if (process.argv.includes('--exit-on-stdin-close')) void exitWithParent()

@@ -5,7 +5,11 @@ import { join } from 'node:path'
 import { directives, notYetAvailable } from '../src/directives/index.ts'
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/ /g, '\\s+')
-const alternatives = (words: readonly string[]) => [...words].sort((a, b) => b.length - a.length).map(escape).join('|')
+const alternatives = (words: readonly string[]) =>
+  [...words]
+    .sort((a, b) => b.length - a.length)
+    .map(escape)
+    .join('|')
 
 export function editorGrammar(): object {
   const names = [...directives.map((d) => d.name), ...notYetAvailable]
@@ -16,16 +20,24 @@ export function editorGrammar(): object {
     fileTypes: ['policy'],
     patterns: [
       { name: 'comment.line.number-sign.portcullis', match: '#.*$' },
-      { name: 'string.quoted.double.portcullis', begin: '"', end: '"', patterns: [
-        { name: 'constant.character.escape.portcullis', match: '\\\\.' },
-        { name: 'constant.character.escape.portcullis', match: '\\{\\{' },
-        { name: 'variable.other.placeholder.portcullis', match: '\\{[A-Za-z_][A-Za-z0-9_.\\-]*\\*?\\}' },
-      ] },
+      {
+        name: 'string.quoted.double.portcullis',
+        begin: '"',
+        end: '"',
+        patterns: [
+          { name: 'constant.character.escape.portcullis', match: '\\\\.' },
+          { name: 'constant.character.escape.portcullis', match: '\\{\\{' },
+          { name: 'variable.other.placeholder.portcullis', match: '\\{[A-Za-z_][A-Za-z0-9_.\\-]*\\*?\\}' },
+        ],
+      },
       { name: 'keyword.declaration.portcullis', match: '^\\s*(upstream|app|tier|sink|session|defaults|import|match)\\b' },
       { name: 'keyword.other.directive.portcullis', match: `(?<=^|[;{])\\s*(${alternatives(names)})(?![A-Za-z0-9_\\-])` },
       { name: 'constant.other.url.portcullis', match: 'https?://[^\\s,;"#{}]+' },
       { name: 'constant.numeric.date.portcullis', match: '\\b\\d{4}-\\d{2}-\\d{2}(T[0-9:.]+(Z|[+-]\\d{2}:\\d{2}))?' },
-      { name: 'constant.numeric.address.portcullis', match: '\\b\\d{1,3}(\\.\\d{1,3}){3}(/\\d{1,2})?\\b|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(/\\d{1,3})?' },
+      {
+        name: 'constant.numeric.address.portcullis',
+        match: '\\b\\d{1,3}(\\.\\d{1,3}){3}(/\\d{1,2})?\\b|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(/\\d{1,3})?',
+      },
       { name: 'constant.numeric.quantity.portcullis', match: '\\b\\d+(/(second|sec|s|minute|min|hour|hr|h|day|d)|ms|s|m|h|d|b|kb|mb|gb)?\\b' },
       { name: 'string.unquoted.path.portcullis', match: '/[^\\s;{}#",]*(\\{[^}\\s]*\\}[^\\s;{}#",]*)*' },
       { name: 'keyword.operator.portcullis', match: '[=,]' },

@@ -81,10 +81,7 @@ export class PolicyParser extends CstParser {
     this.CONSUME(T.PathLit, { LABEL: 'pattern' })
     this.OPTION(() => {
       this.CONSUME(T.HostKw)
-      this.OR([
-        { ALT: () => this.CONSUME2(T.Word, { LABEL: 'hostName' }) },
-        { ALT: () => this.CONSUME(T.Ip4Lit, { LABEL: 'hostName' }) },
-      ])
+      this.OR([{ ALT: () => this.CONSUME2(T.Word, { LABEL: 'hostName' }) }, { ALT: () => this.CONSUME(T.Ip4Lit, { LABEL: 'hostName' }) }])
     })
     this.SUBRULE(this.block)
   })
@@ -106,12 +103,7 @@ export class PolicyParser extends CstParser {
 
   private block = this.RULE('block', () => {
     this.CONSUME(T.LBrace)
-    this.MANY(() =>
-      this.OR([
-        { ALT: () => this.SUBRULE(this.statement) },
-        { ALT: () => this.SUBRULE(this.strayInBlock) },
-      ]),
-    )
+    this.MANY(() => this.OR([{ ALT: () => this.SUBRULE(this.statement) }, { ALT: () => this.SUBRULE(this.strayInBlock) }]))
     this.CONSUME(T.RBrace)
   })
 

@@ -56,7 +56,13 @@ export const Equals = createToken({ name: 'Equals', pattern: /=/, label: '"="' }
 
 // Declaration keywords are Words too (category), so `per app` or `allow app` still read as words.
 function keyword(word: string): TokenType {
-  return createToken({ name: `Kw_${word}`, pattern: new RegExp(`${word}(?![A-Za-z0-9_\\-.:+])`), longer_alt: Word, categories: [Word], label: `"${word}"` })
+  return createToken({
+    name: `Kw_${word}`,
+    pattern: new RegExp(`${word}(?![A-Za-z0-9_\\-.:+])`),
+    longer_alt: Word,
+    categories: [Word],
+    label: `"${word}"`,
+  })
 }
 export const Upstream = keyword('upstream')
 export const App = keyword('app')
@@ -71,18 +77,67 @@ export const HostKw = keyword('host')
 export const declarationKeywords = [Upstream, App, Tier, Sink, Session, Defaults, Import, Match]
 
 export const allTokens: TokenType[] = [
-  WhiteSpace, Comment, StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit,
-  PathLit, MalformedLit, ...declarationKeywords, HostKw, Word, Star, LBrace, RBrace, Comma, Semicolon, Equals,
+  WhiteSpace,
+  Comment,
+  StringLit,
+  UrlLit,
+  DateLit,
+  Ip6Lit,
+  Ip4Lit,
+  RateLit,
+  DurationLit,
+  SizeLit,
+  NumberLit,
+  PathLit,
+  MalformedLit,
+  ...declarationKeywords,
+  HostKw,
+  Word,
+  Star,
+  LBrace,
+  RBrace,
+  Comma,
+  Semicolon,
+  Equals,
 ]
 
 // The literal kinds an argument may be; the parser accepts any of them in a statement.
 export const argumentTokens: TokenType[] = [
-  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit, Word, Star, Comma, Equals,
+  StringLit,
+  UrlLit,
+  DateLit,
+  Ip6Lit,
+  Ip4Lit,
+  RateLit,
+  DurationLit,
+  SizeLit,
+  NumberLit,
+  PathLit,
+  MalformedLit,
+  Word,
+  Star,
+  Comma,
+  Equals,
 ]
 
 // Tokens that cannot start a statement: the parser reads them as strays and reports them.
 export const strayTokens: TokenType[] = [
-  StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit, Star, Comma, Equals, Semicolon, LBrace,
+  StringLit,
+  UrlLit,
+  DateLit,
+  Ip6Lit,
+  Ip4Lit,
+  RateLit,
+  DurationLit,
+  SizeLit,
+  NumberLit,
+  PathLit,
+  MalformedLit,
+  Star,
+  Comma,
+  Equals,
+  Semicolon,
+  LBrace,
 ]
 
 export const PolicyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false })

@@ -41,10 +41,42 @@ export const appBlock: BlockKind<AppConfig> = {
   kind: 'app',
   init: () => ({ certs: [], meta: {} }),
   fields: [
-    { name: 'key', usage: 'key "public key id"', read: (a, c) => { const s = a.string(); if (s) { c.key = s.value; c.keySpan = s.arg.span } a.end() } },
-    { name: 'secret', usage: 'secret env NAME | file "path"', read: (a, c) => { c.secret = a.secret(); a.end() } },
-    { name: 'api-key', usage: 'api-key env NAME | file "path"', read: (a, c) => { c.apiKey = a.secret(); a.end() } },
-    { name: 'public-key', usage: 'public-key env NAME | file "path.pem"', read: (a, c) => { c.publicKey = a.secret(); a.end() } },
+    {
+      name: 'key',
+      usage: 'key "public key id"',
+      read: (a, c) => {
+        const s = a.string()
+        if (s) {
+          c.key = s.value
+          c.keySpan = s.arg.span
+        }
+        a.end()
+      },
+    },
+    {
+      name: 'secret',
+      usage: 'secret env NAME | file "path"',
+      read: (a, c) => {
+        c.secret = a.secret()
+        a.end()
+      },
+    },
+    {
+      name: 'api-key',
+      usage: 'api-key env NAME | file "path"',
+      read: (a, c) => {
+        c.apiKey = a.secret()
+        a.end()
+      },
+    },
+    {
+      name: 'public-key',
+      usage: 'public-key env NAME | file "path.pem"',
+      read: (a, c) => {
+        c.publicKey = a.secret()
+        a.end()
+      },
+    },
     {
       name: 'cert',
       usage: 'cert sha256 "AA:BB:…"',
@@ -59,10 +91,38 @@ export const appBlock: BlockKind<AppConfig> = {
         else c.certs.push(hex)
       },
     },
-    { name: 'jwt-subject', usage: 'jwt-subject "subject"', read: (a, c) => { c.jwtSubject = a.string()?.value; a.end() } },
-    { name: 'allow ip', usage: 'allow ip CIDR[, CIDR…]', read: (a, c) => { c.allowIp = a.list(() => a.cidr()); a.end() } },
-    { name: 'tier', usage: 'tier NAME', read: (a, c) => { c.tier = a.word('a tier name'); a.end() } },
-    { name: 'group', usage: 'group NAME', read: (a, c) => { c.group = a.word('a group name')?.text; a.end() } },
+    {
+      name: 'jwt-subject',
+      usage: 'jwt-subject "subject"',
+      read: (a, c) => {
+        c.jwtSubject = a.string()?.value
+        a.end()
+      },
+    },
+    {
+      name: 'allow ip',
+      usage: 'allow ip CIDR[, CIDR…]',
+      read: (a, c) => {
+        c.allowIp = a.list(() => a.cidr())
+        a.end()
+      },
+    },
+    {
+      name: 'tier',
+      usage: 'tier NAME',
+      read: (a, c) => {
+        c.tier = a.word('a tier name')
+        a.end()
+      },
+    },
+    {
+      name: 'group',
+      usage: 'group NAME',
+      read: (a, c) => {
+        c.group = a.word('a group name')?.text
+        a.end()
+      },
+    },
     {
       name: 'meta',
       usage: 'meta KEY "value"',
@@ -106,7 +166,15 @@ export const sinkBlock: BlockKind<SinkConfig> = {
         a.end()
       },
     },
-    { name: 'file', usage: 'file "path"', read: (a, c) => { c.kind = 'file'; a.string('a "path"'); a.end() } },
+    {
+      name: 'file',
+      usage: 'file "path"',
+      read: (a, c) => {
+        c.kind = 'file'
+        a.string('a "path"')
+        a.end()
+      },
+    },
   ],
 }
 
@@ -129,8 +197,22 @@ export const sessionBlock: BlockKind<SessionConfig> = {
         if (upstream && path) c.verify = { upstream, path: path.text }
       },
     },
-    { name: 'ttl', usage: 'ttl DURATION', read: (a) => { a.duration(); a.end() } },
-    { name: 'refresh', usage: 'refresh DURATION', read: (a) => { a.duration(); a.end() } },
+    {
+      name: 'ttl',
+      usage: 'ttl DURATION',
+      read: (a) => {
+        a.duration()
+        a.end()
+      },
+    },
+    {
+      name: 'refresh',
+      usage: 'refresh DURATION',
+      read: (a) => {
+        a.duration()
+        a.end()
+      },
+    },
     { name: 'single-sign-on', usage: 'single-sign-on', read: (a) => a.end() },
   ],
 }
@@ -154,10 +236,22 @@ export function readBlock<C>(block: BlockKind<C>, body: Statement[], bag: Diagno
     }
     if (!field) {
       const head = st.words[0]!
-      const near = didYouMean(head.text, block.fields.map((f) => f.name.split(' ')[0]!))
+      const near = didYouMean(
+        head.text,
+        block.fields.map((f) => f.name.split(' ')[0]!),
+      )
       const elsewhere = allBlocks.find((b) => b !== block && fieldOf(b, st.words))
-      const note = near ? `did you mean '${near}'?` : elsewhere ? `'${head.text}' belongs in ${elsewhere.kind === 'session' ? 'the session block' : `an ${elsewhere.kind} block`}` : undefined
-      bag.error('unknown-field', `unknown field '${head.text}' in ${owner}; fields: ${block.fields.map((f) => f.name).join(', ')}`, head.span, ...(note ? [{ message: note }] : []))
+      const note = near
+        ? `did you mean '${near}'?`
+        : elsewhere
+          ? `'${head.text}' belongs in ${elsewhere.kind === 'session' ? 'the session block' : `an ${elsewhere.kind} block`}`
+          : undefined
+      bag.error(
+        'unknown-field',
+        `unknown field '${head.text}' in ${owner}; fields: ${block.fields.map((f) => f.name).join(', ')}`,
+        head.span,
+        ...(note ? [{ message: note }] : []),
+      )
       continue
     }
     const prev = seen.get(field.name)

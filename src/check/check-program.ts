@@ -40,8 +40,14 @@ export interface CheckedProgram {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']
 const DECLARATION_USAGE: Record<string, string> = {
-  upstream: 'upstream NAME { target URL … }', app: 'app NAME { key "…" … }', tier: 'tier NAME RATE [burst N]', sink: 'sink NAME { … }',
-  session: 'session { verify via UPSTREAM /path … }', defaults: 'defaults { … }', import: 'import "file.policy"', match: 'match METHODS /path [host NAME] { … }',
+  upstream: 'upstream NAME { target URL … }',
+  app: 'app NAME { key "…" … }',
+  tier: 'tier NAME RATE [burst N]',
+  sink: 'sink NAME { … }',
+  session: 'session { verify via UPSTREAM /path … }',
+  defaults: 'defaults { … }',
+  import: 'import "file.policy"',
+  match: 'match METHODS /path [host NAME] { … }',
 }
 const DECLARATIONS = Object.keys(DECLARATION_USAGE)
 
@@ -68,14 +74,18 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
     if (d.kind === 'upstream' && declare(seen, 'upstream', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(upstreamBlock, d.body, bag, `upstream '${d.name}'`)
       // Target lines that failed to read are reported already.
-      if (cfg.targets.length === 0 && !d.body.some((st) => st.words[0]!.text === 'target')) bag.error('missing-field', `upstream '${d.name}' has no target`, d.nameSpan, { message: 'usage: target http://host:port [weight N]' })
+      if (cfg.targets.length === 0 && !d.body.some((st) => st.words[0]!.text === 'target'))
+        bag.error('missing-field', `upstream '${d.name}' has no target`, d.nameSpan, { message: 'usage: target http://host:port [weight N]' })
       program.upstreams.set(d.name, { ...cfg, span: d.nameSpan })
     } else if (d.kind === 'app' && declare(seen, 'app', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(appBlock, d.body, bag, `app '${d.name}'`)
       if (cfg.tier) appTiers.push(cfg.tier)
       program.apps.set(d.name, { ...cfg, span: d.nameSpan })
     } else if (d.kind === 'tier' && declare(seen, 'tier', d.name, d.nameSpan, bag)) {
-      const cfg = readTier({ words: [{ kind: 'word', text: 'tier', span: d.span }, { kind: 'word', text: d.name, span: d.nameSpan }, ...d.args], span: d.span }, bag)
+      const cfg = readTier(
+        { words: [{ kind: 'word', text: 'tier', span: d.span }, { kind: 'word', text: d.name, span: d.nameSpan }, ...d.args], span: d.span },
+        bag,
+      )
       if (cfg) program.tiers.set(d.name, cfg)
     } else if (d.kind === 'sink' && declare(seen, 'sink', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(sinkBlock, d.body, bag, `sink '${d.name}'`)
@@ -84,7 +94,8 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
       const cfg = readBlock(sessionBlock, d.body, bag, 'the session block')
       sessionUpstream = cfg.verify?.upstream
     } else if (d.kind === 'defaults') {
-      if (defaults) bag.error('duplicate-name', 'there can be only one defaults block', d.span, { message: 'first declared here', span: defaults.span })
+      if (defaults)
+        bag.error('duplicate-name', 'there can be only one defaults block', d.span, { message: 'first declared here', span: defaults.span })
       else defaults = d
     } else if (d.kind === 'unknown') {
       const head = d.statement.words[0]!
@@ -93,8 +104,12 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
         continue
       }
       const near = didYouMean(head.text, DECLARATIONS)
-      bag.error('unknown-declaration', `unknown declaration '${head.text}'; at the top level: ${DECLARATIONS.join(', ')}`, head.span,
-        ...(near ? [{ message: `did you mean '${near}'?` }] : [{ message: 'directives go inside a match { … } or defaults { … } block' }]))
+      bag.error(
+        'unknown-declaration',
+        `unknown declaration '${head.text}'; at the top level: ${DECLARATIONS.join(', ')}`,
+        head.span,
+        ...(near ? [{ message: `did you mean '${near}'?` }] : [{ message: 'directives go inside a match { … } or defaults { … } block' }]),
+      )
     }
   }
   // Key ids and tiers are program-wide: check after every declaration is known.
@@ -102,7 +117,8 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
   for (const [name, app] of program.apps) {
     if (app.key === undefined) continue
     const prev = keys.get(app.key)
-    if (prev) bag.error('duplicate-name', `app '${name}' uses the key "${app.key}" of another app`, app.keySpan, { message: 'first used here', span: prev })
+    if (prev)
+      bag.error('duplicate-name', `app '${name}' uses the key "${app.key}" of another app`, app.keySpan, { message: 'first used here', span: prev })
     else keys.set(app.key, app.keySpan!)
   }
   for (const t of appTiers) if (!program.tiers.has(t.text)) unknownName(bag, 'tier', t, program.tiers.keys())
@@ -134,13 +150,23 @@ function checkMethods(methods: Arg[], bag: DiagnosticBag): string[] | null | und
     }
     const upper = METHODS.includes(m.text.toUpperCase())
     const near = upper ? m.text.toUpperCase() : didYouMean(m.text.toUpperCase(), METHODS)
-    bag.error('bad-method', `unknown HTTP method '${m.text}'${upper ? ' (methods are upper case)' : ''}`, m.span, ...(near ? [{ message: `did you mean '${near}'?` }] : []))
+    bag.error(
+      'bad-method',
+      `unknown HTTP method '${m.text}'${upper ? ' (methods are upper case)' : ''}`,
+      m.span,
+      ...(near ? [{ message: `did you mean '${near}'?` }] : []),
+    )
     return undefined
   }
   return [...new Set(out)]
 }
 
-function checkRoute(d: Extract<Declaration, { kind: 'match' }>, defaultUses: DirectiveUse[], upstreams: ReadonlySet<string>, bag: DiagnosticBag): CheckedRoute | undefined {
+function checkRoute(
+  d: Extract<Declaration, { kind: 'match' }>,
+  defaultUses: DirectiveUse[],
+  upstreams: ReadonlySet<string>,
+  bag: DiagnosticBag,
+): CheckedRoute | undefined {
   const methods = checkMethods(d.methods, bag)
   const pattern = parsePattern(d.pattern, bag)
   let host: string | null = null
@@ -164,7 +190,8 @@ function checkRoute(d: Extract<Declaration, { kind: 'match' }>, defaultUses: Dir
   }
   for (const extra of terminals.slice(1)) {
     bag.error('multiple-terminals', `a route has one terminal directive; '${extra.def.name}' follows '${terminals[0]!.def.name}'`, extra.span, {
-      message: 'first terminal here', span: terminals[0]!.span,
+      message: 'first terminal here',
+      span: terminals[0]!.span,
     })
   }
   if (pattern) {
@@ -174,4 +201,3 @@ function checkRoute(d: Extract<Declaration, { kind: 'match' }>, defaultUses: Dir
   if (!pattern || methods === undefined) return undefined
   return { id, label: id, methods, host, pattern, patternText: d.pattern.text, patternSpan: d.pattern.span, uses, info }
 }
-

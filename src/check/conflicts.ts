@@ -21,8 +21,12 @@ export function findConflicts(routes: CheckedRoute[], bag: DiagnosticBag): void 
     for (const prev of group) {
       const common = overlap(prev.methods, r.methods)
       if (common.length === 0) continue
-      bag.error('route-conflict', `route ${r.label} conflicts with ${prev.label} (${describeSpan(prev.patternSpan)}): both match ${common.join(', ')} ${r.patternText}${r.host ? ` on ${r.host}` : ''} with the same precedence`,
-        r.patternSpan, { message: 'the other route is here', span: prev.patternSpan })
+      bag.error(
+        'route-conflict',
+        `route ${r.label} conflicts with ${prev.label} (${describeSpan(prev.patternSpan)}): both match ${common.join(', ')} ${r.patternText}${r.host ? ` on ${r.host}` : ''} with the same precedence`,
+        r.patternSpan,
+        { message: 'the other route is here', span: prev.patternSpan },
+      )
     }
     group.push(r)
   }

@@ -22,24 +22,44 @@ export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag
       return bag.error('not-available', `'${planned}' is part of the policy language but not available in this version of Portcullis`, span)
     }
     if (DECLARATIONS.has(head.text)) {
-      return bag.error('wrong-place', `'${head.text}' is a top-level declaration; it cannot be inside a block`, head.span, { message: "if it should be top-level, a '}' is missing above" })
+      return bag.error('wrong-place', `'${head.text}' is a top-level declaration; it cannot be inside a block`, head.span, {
+        message: "if it should be top-level, a '}' is missing above",
+      })
     }
     const block = allBlocks.find((b) => b.fields.some((f) => f.name.split(' ')[0] === head.text))
     if (block && !directives.some((d) => d.name.split(' ')[0] === head.text)) {
-      return bag.error('wrong-place', `'${head.text}' belongs in ${block.kind === 'session' ? 'the session block' : `an ${block.kind} block`}, not in a ${place === 'route' ? 'route' : 'defaults block'}`, head.span)
+      return bag.error(
+        'wrong-place',
+        `'${head.text}' belongs in ${block.kind === 'session' ? 'the session block' : `an ${block.kind} block`}, not in a ${place === 'route' ? 'route' : 'defaults block'}`,
+        head.span,
+      )
     }
     const names = directives.map((d) => d.name)
-    const guess = didYouMean(words.slice(0, 2).join(' '), names) ?? didYouMean(head.text, names.map((n) => n.split(' ')[0]!))
+    const guess =
+      didYouMean(words.slice(0, 2).join(' '), names) ??
+      didYouMean(
+        head.text,
+        names.map((n) => n.split(' ')[0]!),
+      )
     const family = names.filter((n) => n.split(' ')[0] === head.text)
     const note = guess ? `did you mean '${guess}'?` : family.length ? `'${head.text}' goes with: ${family.join(', ')}` : undefined
     const at = family.length && words.length > 1 ? joinSpans(head.span, st.words[1]!.span) : head.span
-    return bag.error('unknown-directive', `unknown directive '${family.length ? words.slice(0, 2).join(' ') : head.text}'`, at, ...(note ? [{ message: note }] : []))
+    return bag.error(
+      'unknown-directive',
+      `unknown directive '${family.length ? words.slice(0, 2).join(' ') : head.text}'`,
+      at,
+      ...(note ? [{ message: note }] : []),
+    )
   }
   const { def, length } = found
   const nameSpan = joinSpans(head.span, st.words[length - 1]!.span)
   if (!def.places.includes(place)) {
     const where = def.places.includes('route') ? 'a route (match block)' : def.places.join(' or ')
-    return bag.error('wrong-place', `'${def.name}' cannot be used in ${place === 'defaults' ? 'defaults' : 'a route'}; it belongs in ${where}`, nameSpan)
+    return bag.error(
+      'wrong-place',
+      `'${def.name}' cannot be used in ${place === 'defaults' ? 'defaults' : 'a route'}; it belongs in ${where}`,
+      nameSpan,
+    )
   }
   if (st.block) bag.error('syntax', `'${def.name}' takes no block`, st.span)
   const cfg = def.read(new ArgCursor(st, bag, def.usage, def.name, length))

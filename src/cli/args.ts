@@ -26,40 +26,67 @@ const flagSpec = {
 } as const
 
 const envOf: Record<string, string> = {
-  policies: 'GATEWAY_POLICIES', port: 'GATEWAY_PORT', host: 'GATEWAY_HOST', workers: 'GATEWAY_WORKERS', redis: 'REDIS_URL',
-  'tls-cert': 'GATEWAY_TLS_CERT', 'tls-key': 'GATEWAY_TLS_KEY', 'tls-port': 'GATEWAY_TLS_PORT', 'client-ca': 'GATEWAY_CLIENT_CA',
-  'trust-proxy': 'GATEWAY_TRUST_PROXY', 'admin-port': 'GATEWAY_ADMIN_PORT', 'admin-token': 'GATEWAY_ADMIN_TOKEN',
-  watch: 'GATEWAY_WATCH', 'log-format': 'GATEWAY_LOG_FORMAT',
+  policies: 'GATEWAY_POLICIES',
+  port: 'GATEWAY_PORT',
+  host: 'GATEWAY_HOST',
+  workers: 'GATEWAY_WORKERS',
+  redis: 'REDIS_URL',
+  'tls-cert': 'GATEWAY_TLS_CERT',
+  'tls-key': 'GATEWAY_TLS_KEY',
+  'tls-port': 'GATEWAY_TLS_PORT',
+  'client-ca': 'GATEWAY_CLIENT_CA',
+  'trust-proxy': 'GATEWAY_TRUST_PROXY',
+  'admin-port': 'GATEWAY_ADMIN_PORT',
+  'admin-token': 'GATEWAY_ADMIN_TOKEN',
+  watch: 'GATEWAY_WATCH',
+  'log-format': 'GATEWAY_LOG_FORMAT',
 }
 
 const port = (name: string) =>
-  z.string().regex(/^\d+$/, `${name} must be a port number`).transform(Number).refine((n) => n <= 65535, `${name} must be at most 65535`)
+  z
+    .string()
+    .regex(/^\d+$/, `${name} must be a port number`)
+    .transform(Number)
+    .refine((n) => n <= 65535, `${name} must be at most 65535`)
 const readable = (name: string) => z.string().refine((p) => existsSync(p), { message: `${name}: cannot read that file` })
 
-const Options = z.object({
-  policies: z.string().min(1).default('./policies'),
-  port: port('--port').default(8080),
-  host: z.string().min(1).default('0.0.0.0'),
-  workers: z.union([z.literal('auto'), z.string().regex(/^[1-9]\d{0,2}$/, '--workers must be a positive number or auto')]).default('1')
-    .transform((w) => (w === 'auto' ? navigator.hardwareConcurrency : Number(w))),
-  redis: z.string().regex(/^rediss?:\/\/\S+$/, '--redis must be a redis:// or rediss:// URL').optional(),
-  'tls-cert': readable('--tls-cert').optional(),
-  'tls-key': readable('--tls-key').optional(),
-  'tls-port': port('--tls-port').default(8443),
-  'client-ca': readable('--client-ca').optional(),
-  'trust-proxy': z.string().optional().transform((s, ctx): Cidr[] => {
-    if (!s) return []
-    return s.split(',').map((part) => {
-      const c = parseCidr(part.trim())
-      if (!c) ctx.addIssue({ code: 'custom', message: `--trust-proxy: '${part.trim()}' is not an IP address or CIDR range` })
-      return c!
-    })
-  }),
-  'admin-port': port('--admin-port').default(9080),
-  'admin-token': z.string().min(16, '--admin-token must be at least 16 characters').optional(),
-  watch: z.enum(['true', 'false', '1', '0']).default('true').transform((w) => w === 'true' || w === '1'),
-  'log-format': z.enum(['json', 'pretty'], { message: '--log-format must be json or pretty' }).optional(),
-}).refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
+const Options = z
+  .object({
+    policies: z.string().min(1).default('./policies'),
+    port: port('--port').default(8080),
+    host: z.string().min(1).default('0.0.0.0'),
+    workers: z
+      .union([z.literal('auto'), z.string().regex(/^[1-9]\d{0,2}$/, '--workers must be a positive number or auto')])
+      .default('1')
+      .transform((w) => (w === 'auto' ? navigator.hardwareConcurrency : Number(w))),
+    redis: z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, '--redis must be a redis:// or rediss:// URL')
+      .optional(),
+    'tls-cert': readable('--tls-cert').optional(),
+    'tls-key': readable('--tls-key').optional(),
+    'tls-port': port('--tls-port').default(8443),
+    'client-ca': readable('--client-ca').optional(),
+    'trust-proxy': z
+      .string()
+      .optional()
+      .transform((s, ctx): Cidr[] => {
+        if (!s) return []
+        return s.split(',').map((part) => {
+          const c = parseCidr(part.trim())
+          if (!c) ctx.addIssue({ code: 'custom', message: `--trust-proxy: '${part.trim()}' is not an IP address or CIDR range` })
+          return c!
+        })
+      }),
+    'admin-port': port('--admin-port').default(9080),
+    'admin-token': z.string().min(16, '--admin-token must be at least 16 characters').optional(),
+    watch: z
+      .enum(['true', 'false', '1', '0'])
+      .default('true')
+      .transform((w) => w === 'true' || w === '1'),
+    'log-format': z.enum(['json', 'pretty'], { message: '--log-format must be json or pretty' }).optional(),
+  })
+  .refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
 
 export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' | 'directives' }
 

@@ -42,13 +42,27 @@ async function serve(opts: GatewayOptions): Promise<void> {
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const store = opts.redis ? redisStore(opts.redis) : memoryStore()
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
-  const gw = new Gateway({
-    policies: opts.policies, host: opts.host, port: opts.port,
-    tls: opts['tls-cert'] && opts['tls-key'] ? { cert: opts['tls-cert'], key: opts['tls-key'], port: opts['tls-port'], clientCa: opts['client-ca'] } : undefined,
-    trustProxy, watch: opts.watch, reusePort: opts.workers > 1, observer, log, metrics, store,
-    afterReload: pool ? () => pool.signal('SIGHUP') : undefined,
-    workerMetrics: pool ? (into) => pool.addMetrics(into) : undefined,
-  }, first.program)
+  const gw = new Gateway(
+    {
+      policies: opts.policies,
+      host: opts.host,
+      port: opts.port,
+      tls:
+        opts['tls-cert'] && opts['tls-key']
+          ? { cert: opts['tls-cert'], key: opts['tls-key'], port: opts['tls-port'], clientCa: opts['client-ca'] }
+          : undefined,
+      trustProxy,
+      watch: opts.watch,
+      reusePort: opts.workers > 1,
+      observer,
+      log,
+      metrics,
+      store,
+      afterReload: pool ? () => pool.signal('SIGHUP') : undefined,
+      workerMetrics: pool ? (into) => pool.addMetrics(into) : undefined,
+    },
+    first.program,
+  )
   if (!primary) {
     try {
       gw.listen()
@@ -84,7 +98,9 @@ async function serve(opts: GatewayOptions): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
   console.error(`portcullis: admin API on ${admin.url.href.replace(/\/$/, '')}`)
-  console.error(`portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}${pool ? `, ${opts.workers} workers` : ''}`)
+  console.error(
+    `portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}${pool ? `, ${opts.workers} workers` : ''}`,
+  )
   let urls = gw.urls
   if (pool) {
     try {

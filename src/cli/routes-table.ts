@@ -12,6 +12,10 @@ export function printRoutes(rows: RouteRow[]): string {
   ])
   const head = ['METHOD', 'HOST', 'PATTERN', 'STAGES', 'TERMINAL', 'SOURCE']
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()
   return `${[line(head), ...table.map(line)].join('\n')}\n`
 }

@@ -20,7 +20,12 @@ export interface CompileOptions {
   upstreams?: Readonly<Record<string, string>>
 }
 
-function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, inline: (u: URL) => UpstreamPool, disposers: (() => void)[]): CompiledRoute {
+function compileRoute(
+  r: CheckedRoute,
+  pools: (name: string) => UpstreamPool,
+  inline: (u: URL) => UpstreamPool,
+  disposers: (() => void)[],
+): CompiledRoute {
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
     upstream: pools,
@@ -48,8 +53,14 @@ function compileRoute(r: CheckedRoute, pools: (name: string) => UpstreamPool, in
     log: fns.log as Plan['log'],
   })
   return Object.freeze({
-    id: r.id, methods: r.methods, host: r.host, pattern: r.patternText, location: describeSpan(r.patternSpan),
-    plan, stageNames, protectedHeaders,
+    id: r.id,
+    methods: r.methods,
+    host: r.host,
+    pattern: r.patternText,
+    location: describeSpan(r.patternSpan),
+    plan,
+    stageNames,
+    protectedHeaders,
   })
 }
 
@@ -82,7 +93,15 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
   const inline = (url: URL) => {
     let p = inlinePools.get(url.href)
     if (!p) {
-      p = createPool({ name: url.origin, targets: [{ url, weight: 1 }], timeoutMs: DEFAULT_UPSTREAM_TIMEOUT_MS, balance: 'round-robin', retry: null, retryUnsafe: false, health: null })
+      p = createPool({
+        name: url.origin,
+        targets: [{ url, weight: 1 }],
+        timeoutMs: DEFAULT_UPSTREAM_TIMEOUT_MS,
+        balance: 'round-robin',
+        retry: null,
+        retryUnsafe: false,
+        health: null,
+      })
       inlinePools.set(url.href, p)
     }
     return p

@@ -22,10 +22,12 @@ function decodeCapture(v: string): string {
 }
 
 function captureGetter(name: string, mode: TemplateMode): Getter {
-  return mode === 'path' ? (ctx) => ctx.params[name] : (ctx) => {
-    const v = ctx.params[name]
-    return v === undefined ? undefined : decodeCapture(v)
-  }
+  return mode === 'path'
+    ? (ctx) => ctx.params[name]
+    : (ctx) => {
+        const v = ctx.params[name]
+        return v === undefined ? undefined : decodeCapture(v)
+      }
 }
 
 const requestFields: Record<string, Getter> = {
@@ -39,7 +41,9 @@ const requestFields: Record<string, Getter> = {
 
 function needs(binding: Binding, what: string) {
   return (rest: string, route: RouteInfo) =>
-    route.binds.has(binding) ? undefined : `'${what}.${rest}' needs a route that identifies the caller's ${binding}; the route ${route.label} identifies none`
+    route.binds.has(binding)
+      ? undefined
+      : `'${what}.${rest}' needs a route that identifies the caller's ${binding}; the route ${route.label} identifies none`
 }
 
 // No directive of this version binds an identity, so the checker refuses these before compile.

@@ -28,10 +28,11 @@ export function compileTemplate(t: Template, mode: TemplateMode): Getter {
     if (typeof p === 'string') return p
     const get = compileReference(p.ref, mode)
     const isCapture = !p.ref.includes('.') || p.ref.startsWith('param.')
-    if (mode === 'path' && !isCapture) return (ctx) => {
-      const v = get(ctx)
-      return v === undefined ? undefined : encodeURIComponent(v)
-    }
+    if (mode === 'path' && !isCapture)
+      return (ctx) => {
+        const v = get(ctx)
+        return v === undefined ? undefined : encodeURIComponent(v)
+      }
     return get
   })
   if (parts.length === 1 && typeof parts[0] !== 'string') return parts[0]!

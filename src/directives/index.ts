@@ -16,18 +16,47 @@ import setResponseHeader from './set-response-header.ts'
 import removeResponseHeader from './remove-response-header.ts'
 
 export const directives: readonly AnyDirective[] = Object.freeze([
-  allowIp, denyIp, limitBody, status,
-  rewritePath, stripPrefix, setHeader, removeHeader, setQuery, removeQuery,
-  proxy, respond,
-  setResponseHeader, removeResponseHeader,
+  allowIp,
+  denyIp,
+  limitBody,
+  status,
+  rewritePath,
+  stripPrefix,
+  setHeader,
+  removeHeader,
+  setQuery,
+  removeQuery,
+  proxy,
+  respond,
+  setResponseHeader,
+  removeResponseHeader,
 ])
 
 // Directives of the language reference that this version does not run yet: the
 // checker names them as such instead of calling them unknown.
 export const notYetAvailable: readonly string[] = Object.freeze([
-  'require hmac', 'require jwt', 'require mtls', 'require key', 'require session', 'require scope', 'require claim',
-  'allow app', 'allow group', 'cors', 'throttle', 'quota', 'forward user', 'decrypt request',
-  'login', 'refresh token', 'logout', 'token alive', 'sign response', 'encrypt response', 'cache response', 'log to',
+  'require hmac',
+  'require jwt',
+  'require mtls',
+  'require key',
+  'require session',
+  'require scope',
+  'require claim',
+  'allow app',
+  'allow group',
+  'cors',
+  'throttle',
+  'quota',
+  'forward user',
+  'decrypt request',
+  'login',
+  'refresh token',
+  'logout',
+  'token alive',
+  'sign response',
+  'encrypt response',
+  'cache response',
+  'log to',
   'on store-failure',
 ])
 

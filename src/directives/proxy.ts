@@ -36,7 +36,11 @@ export default defineDirective({
     if (!('name' in cfg.upstream) || ctx.upstreams.has(cfg.upstream.name)) return
     const { name, span } = cfg.upstream
     const near = didYouMean(name, ctx.upstreams)
-    const hint = near ? `did you mean '${near}'?` : ctx.upstreams.size ? `upstreams: ${[...ctx.upstreams].join(', ')}` : 'declare it with: upstream NAME { target URL }'
+    const hint = near
+      ? `did you mean '${near}'?`
+      : ctx.upstreams.size
+        ? `upstreams: ${[...ctx.upstreams].join(', ')}`
+        : 'declare it with: upstream NAME { target URL }'
     ctx.bag.error('unknown-upstream', `unknown upstream '${name}'`, span, { message: hint })
   },
   compile(cfg, ctx) {

@@ -37,9 +37,10 @@ export default defineDirective({
   },
   compile(cfg, ctx) {
     const { status, contentType } = cfg
-    if (!cfg.body) return function respond() {
-      return new Response(null, { status })
-    }
+    if (!cfg.body)
+      return function respond() {
+        return new Response(null, { status })
+      }
     const body = ctx.template(cfg.body, 'text')
     return function respond(req) {
       const text = body(req) ?? ''

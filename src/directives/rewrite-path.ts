@@ -7,7 +7,7 @@ export default defineDirective({
   stage: 'rewrite',
   places: ['route'],
   usage: 'rewrite path /new/{capture}/path',
-  summary: 'Builds the upstream path from the route\'s captures; the query is kept.',
+  summary: "Builds the upstream path from the route's captures; the query is kept.",
   read(a) {
     const arg = a.expect(['path', 'string'], 'a path template starting with /')
     a.end()

@@ -27,12 +27,14 @@ export default defineDirective({
   },
   endsRequest: (cfg) => cfg.kind !== 'deprecated',
   compile(cfg) {
-    if (cfg.kind === 'blocked') return function blocked() {
-      return new GatewayError('blocked', 'this route is blocked')
-    }
-    if (cfg.kind === 'retired') return function retired() {
-      return new GatewayError('retired', 'this route has been retired')
-    }
+    if (cfg.kind === 'blocked')
+      return function blocked() {
+        return new GatewayError('blocked', 'this route is blocked')
+      }
+    if (cfg.kind === 'retired')
+      return function retired() {
+        return new GatewayError('retired', 'this route has been retired')
+      }
     // RFC 9745: `Deprecation: @<unix seconds>`; RFC 8594: `Sunset: <HTTP-date>`.
     const headers: [string, string][] = [['deprecation', cfg.since === undefined ? 'true' : `@${Math.floor(cfg.since / 1000)}`]]
     if (cfg.sunset !== undefined) headers.push(['sunset', new Date(cfg.sunset).toUTCString()])

@@ -19,7 +19,7 @@ export default defineDirective({
       const p = req.upstreamPath
       if (prefix === '' || !p.startsWith(prefix)) return undefined
       const rest = p.slice(prefix.length)
-      if (rest === '' ) req.upstreamPath = '/'
+      if (rest === '') req.upstreamPath = '/'
       else if (rest.startsWith('/')) req.upstreamPath = rest
       return undefined
     }

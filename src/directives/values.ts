@@ -21,7 +21,10 @@ export function queryName(a: ArgCursor): string | undefined {
 // `= VALUE`: a "string" (a template), a bare reference like `request.ip`, or a number.
 export function assignedValue(a: ArgCursor): Template | undefined {
   if (!a.expect(['equals'], "'=' and a value")) return undefined
-  const arg = a.expect(['string', 'word', 'number', 'duration', 'size', 'url', 'date', 'ip4', 'ip6', 'path'], 'a value ("text", a reference like request.ip, or a number)')
+  const arg = a.expect(
+    ['string', 'word', 'number', 'duration', 'size', 'url', 'date', 'ip4', 'ip6', 'path'],
+    'a value ("text", a reference like request.ip, or a number)',
+  )
   if (!arg) return undefined
   return valueTemplate(a, arg)
 }

@@ -57,8 +57,19 @@ export class Metrics {
   // Worker processes send snapshots to the primary, which adds them up for /metrics.
   snapshot(): MetricsSnapshot {
     const hists = (m: Map<string, { labels: Record<string, string>; h: Histogram }>) =>
-      [...m].map(([k, { labels: l, h }]) => [k, { labels: l, counts: [...h.counts], sum: h.sum, count: h.count }] as [string, Labelled<{ counts: number[]; sum: number; count: number }>])
-    return { requests: [...this.requests].map(([k, v]) => [k, { ...v }]), latency: hists(this.latency), upstreamLatency: hists(this.upstreamLatency), counters: [...this.counters] }
+      [...m].map(
+        ([k, { labels: l, h }]) =>
+          [k, { labels: l, counts: [...h.counts], sum: h.sum, count: h.count }] as [
+            string,
+            Labelled<{ counts: number[]; sum: number; count: number }>,
+          ],
+      )
+    return {
+      requests: [...this.requests].map(([k, v]) => [k, { ...v }]),
+      latency: hists(this.latency),
+      upstreamLatency: hists(this.upstreamLatency),
+      counters: [...this.counters],
+    }
   }
 
   add(s: MetricsSnapshot): void {
@@ -86,7 +97,13 @@ export class Metrics {
     for (const { labels: l, n } of this.requests.values()) out.push(`gateway_requests_total${labels(l)} ${n}`)
     this.renderHist(out, 'gateway_request_duration_seconds', 'Time from request to response headers.', this.latency)
     this.renderHist(out, 'gateway_upstream_duration_seconds', 'Time an upstream took to answer with headers.', this.upstreamLatency)
-    for (const name of ['gateway_reloads_total', 'gateway_reload_failures_total', 'gateway_throttled_total', 'gateway_auth_failures_total', 'gateway_store_errors_total']) {
+    for (const name of [
+      'gateway_reloads_total',
+      'gateway_reload_failures_total',
+      'gateway_throttled_total',
+      'gateway_auth_failures_total',
+      'gateway_store_errors_total',
+    ]) {
       out.push(`# TYPE ${name} counter`, `${name} ${this.counters.get(name) ?? 0}`)
     }
     return `${out.join('\n')}\n`

@@ -5,7 +5,7 @@ import { DiagnosticBag } from './diagnostics.ts'
 import { SourceFile, spanOf, joinSpans, type Span } from './source.ts'
 
 export type ArgKind =
-  | 'string' | 'url' | 'date' | 'ip6' | 'ip4' | 'rate' | 'duration' | 'size' | 'number' | 'path' | 'word' | 'star' | 'comma' | 'equals' | 'malformed'
+  'string' | 'url' | 'date' | 'ip6' | 'ip4' | 'rate' | 'duration' | 'size' | 'number' | 'path' | 'word' | 'star' | 'comma' | 'equals' | 'malformed'
 
 export interface Arg {
   kind: ArgKind
@@ -41,8 +41,21 @@ export interface ParsedFile {
 }
 
 const kindOfToken: Record<string, ArgKind> = {
-  String: 'string', Url: 'url', Date: 'date', Ip6: 'ip6', Ip4: 'ip4', Rate: 'rate', Duration: 'duration', Size: 'size',
-  Number: 'number', Path: 'path', Malformed: 'malformed', Word: 'word', Star: 'star', Comma: 'comma', Equals: 'equals',
+  String: 'string',
+  Url: 'url',
+  Date: 'date',
+  Ip6: 'ip6',
+  Ip4: 'ip4',
+  Rate: 'rate',
+  Duration: 'duration',
+  Size: 'size',
+  Number: 'number',
+  Path: 'path',
+  Malformed: 'malformed',
+  Word: 'word',
+  Star: 'star',
+  Comma: 'comma',
+  Equals: 'equals',
 }
 
 export function parseFile(source: SourceFile, bag: DiagnosticBag): ParsedFile {
@@ -93,7 +106,10 @@ function syntaxMessage(raw: string, tok: IToken): string {
   const found = tok.tokenType.name === 'EOF' || tok.image === '' ? 'the end of the file' : `'${tok.image}'`
   const single = /Expecting (?:token of type )?--> (.+?) <--/.exec(raw)
   if (single) return `expected ${labelOf(single[1]!)}, found ${found}`
-  const expecting = /Expecting: (?:one of these possible Token sequences:|expecting at least one iteration which starts with one of these possible Token sequences::)?\s*([\s\S]*?)\s*but found:/.exec(raw)
+  const expecting =
+    /Expecting: (?:one of these possible Token sequences:|expecting at least one iteration which starts with one of these possible Token sequences::)?\s*([\s\S]*?)\s*but found:/.exec(
+      raw,
+    )
   if (expecting) {
     const options = [...new Set([...expecting[1]!.matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]!.split(', ')[0]!.trim()))]
     if (options.length > 0) return `expected ${options.slice(0, 6).join(' or ')}, found ${found}`
@@ -102,7 +118,13 @@ function syntaxMessage(raw: string, tok: IToken): string {
 }
 
 const labels: Record<string, string> = {
-  RBrace: '"}"', LBrace: '"{"', Word: 'a name', Path: 'a path pattern like /api/{id}', String: 'a "string"', Semicolon: '";"', Comma: '","',
+  RBrace: '"}"',
+  LBrace: '"{"',
+  Word: 'a name',
+  Path: 'a path pattern like /api/{id}',
+  String: 'a "string"',
+  Semicolon: '";"',
+  Comma: '","',
 }
 function labelOf(name: string): string {
   return labels[name] ?? (name.startsWith('Kw_') ? `"${name.slice(3)}"` : name)

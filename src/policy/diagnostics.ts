@@ -18,7 +18,8 @@ export class DiagnosticBag {
 
   error(code: string, message: string, span?: Span, ...notes: Note[]): undefined {
     // Defaults are checked once per route: say each problem once.
-    if (this.items.some((d) => d.code === code && d.message === message && d.span?.offset === span?.offset && d.span?.file === span?.file)) return undefined
+    if (this.items.some((d) => d.code === code && d.message === message && d.span?.offset === span?.offset && d.span?.file === span?.file))
+      return undefined
     this.items.push({ code, message, span, notes })
     return undefined
   }
@@ -43,7 +44,10 @@ function excerpt(span: Span): string[] {
   const lineChars = [...text]
   const width = Math.max(1, Math.min([...span.file.text.slice(span.offset, span.offset + span.length)].length, lineChars.length - col + 1))
   const gutter = String(line).length
-  const pad = lineChars.slice(0, col - 1).map((c) => (c === '\t' ? '\t' : ' ')).join('')
+  const pad = lineChars
+    .slice(0, col - 1)
+    .map((c) => (c === '\t' ? '\t' : ' '))
+    .join('')
   return [`${String(line).padStart(gutter)} | ${text}`, `${' '.repeat(gutter)} | ${pad}${'^'.repeat(width)}`]
 }
 

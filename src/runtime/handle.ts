@@ -45,7 +45,10 @@ function hostOnly(hostHeader: string): string {
 // The right-most address in X-Forwarded-For that is not a trusted proxy.
 function clientIp(peer: string, xff: string | null, trusted: IpMatcher): string {
   if (!xff) return peer
-  const hops = xff.split(',').map((s) => s.trim()).filter(Boolean)
+  const hops = xff
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i]!)) return hops[i]!
   return hops[0] ?? peer
 }
@@ -76,11 +79,32 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
 
     const route: CompiledRoute = found.route
     const ctx: RequestContext = {
-      req, id, start, method: req.method, host, hostHeader, proto: peer.tls ? 'https' : 'http', peerIp: peer.ip, ip,
-      path: norm.path, rawQuery, params: found.params, route,
-      upstreamPath: norm.path, upstreamQuery: null, upstreamHeaders: EMPTY_HEADERS, responseHeaders: null,
-      bodyLimit: null, bodyLimitExceeded: false, app: null, user: null, upstream: null, upstreamStatus: null, upstreamMs: null,
-      gatewayError: null, bytesIn: 0,
+      req,
+      id,
+      start,
+      method: req.method,
+      host,
+      hostHeader,
+      proto: peer.tls ? 'https' : 'http',
+      peerIp: peer.ip,
+      ip,
+      path: norm.path,
+      rawQuery,
+      params: found.params,
+      route,
+      upstreamPath: norm.path,
+      upstreamQuery: null,
+      upstreamHeaders: EMPTY_HEADERS,
+      responseHeaders: null,
+      bodyLimit: null,
+      bodyLimitExceeded: false,
+      app: null,
+      user: null,
+      upstream: null,
+      upstreamStatus: null,
+      upstreamMs: null,
+      gatewayError: null,
+      bytesIn: 0,
     }
     let res: Response
     try {

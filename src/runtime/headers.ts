@@ -1,7 +1,15 @@
 // Header hygiene: hop-by-hop headers both ways, and identity headers a client may not send.
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'host',
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
 ])
 
 // `X_Consumer`, `x.consumer` and `X-Consumer` are one header to many upstream frameworks.
@@ -17,7 +25,12 @@ export function canonicalName(name: string): string {
 }
 
 const IDENTITY_EXACT = new Set([
-  'x-consumer', 'x-credential-identifier', 'x-anonymous-consumer', 'x-user-json', 'x-forwarded-client-cert', 'gateway-error',
+  'x-consumer',
+  'x-credential-identifier',
+  'x-anonymous-consumer',
+  'x-user-json',
+  'x-forwarded-client-cert',
+  'gateway-error',
 ])
 const IDENTITY_PREFIXES = ['x-consumer-', 'x-client-cert']
 
@@ -27,7 +40,12 @@ export function isIdentityHeader(canonical: string): boolean {
 
 function connectionTokens(headers: Headers): string[] {
   const c = headers.get('connection')
-  return c ? c.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean) : []
+  return c
+    ? c
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean)
+    : []
 }
 
 // The request headers an upstream may see: no hop-by-hop, no identity or protected names.

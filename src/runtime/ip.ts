@@ -71,7 +71,7 @@ function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {
   for (let i = 0; i < c.words.length && left > 0; i++) {
     const take = Math.min(32, left)
     const mask = take === 32 ? 0xffffffff : (~0 << (32 - take)) >>> 0
-    if (((c.words[i]! & mask) >>> 0) !== ((ip.words[i]! & mask) >>> 0)) return false
+    if ((c.words[i]! & mask) >>> 0 !== (ip.words[i]! & mask) >>> 0) return false
     left -= take
   }
   return true

@@ -80,7 +80,14 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
         }
         if (ctx) for (const f of ctx.route.plan.log) f(ctx, entry)
         log.write(entry)
-        metrics.request(entry.route as string | null, res.status, code, durationMs / 1000, ctx?.upstream ?? null, ctx?.upstreamMs == null ? null : ctx.upstreamMs / 1000)
+        metrics.request(
+          entry.route as string | null,
+          res.status,
+          code,
+          durationMs / 1000,
+          ctx?.upstream ?? null,
+          ctx?.upstreamMs == null ? null : ctx.upstreamMs / 1000,
+        )
       }
       const length = res.headers.get('content-length')
       if (facts.method === 'HEAD' || !res.body || length !== null) {

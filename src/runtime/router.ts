@@ -24,10 +24,7 @@ class Node {
   entries: Entry[] = []
 }
 
-export type Lookup =
-  | { kind: 'found'; route: CompiledRoute; params: Record<string, string> }
-  | { kind: 'method'; allow: string[] }
-  | { kind: 'none' }
+export type Lookup = { kind: 'found'; route: CompiledRoute; params: Record<string, string> } | { kind: 'method'; allow: string[] } | { kind: 'none' }
 
 function hostRank(h: string | null): number {
   return h === null ? 2 : h.startsWith('*.') ? 1 : 0
@@ -80,7 +77,15 @@ export class Router {
     return allow.size > 0 ? { kind: 'method', allow: [...allow].sort() } : { kind: 'none' }
   }
 
-  private walk(node: Node, i: number, segs: string[], values: string[], method: string, host: string, allow: Set<string>): { entry: Entry; values: string[] } | null {
+  private walk(
+    node: Node,
+    i: number,
+    segs: string[],
+    values: string[],
+    method: string,
+    host: string,
+    allow: Set<string>,
+  ): { entry: Entry; values: string[] } | null {
     if (i === segs.length) {
       const e = pick(node.entries, method, host, allow)
       if (e) return { entry: e, values: [...values] }

@@ -9,7 +9,8 @@ const json = (body: unknown, status = 200) => Response.json(body, { status })
 function authorize(req: Request, token: string | undefined): GatewayError | undefined {
   if (!token) return new GatewayError('forbidden', 'admin changes are disabled: start the gateway with --admin-token')
   const auth = req.headers.get('authorization') ?? ''
-  if (!auth.startsWith('Bearer ')) return new GatewayError('unauthenticated', 'send Authorization: Bearer <admin token>', { 'www-authenticate': 'Bearer' })
+  if (!auth.startsWith('Bearer '))
+    return new GatewayError('unauthenticated', 'send Authorization: Bearer <admin token>', { 'www-authenticate': 'Bearer' })
   const given = Buffer.from(auth.slice(7))
   const want = Buffer.from(token)
   if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) return new GatewayError('forbidden', 'wrong admin token')
@@ -44,9 +45,12 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
       const path = new URL(req.url).pathname
       const route = routes[`${req.method} ${path}`]
       if (route) return route(req)
-      const methods = Object.keys(routes).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]!)
+      const methods = Object.keys(routes)
+        .filter((k) => k.endsWith(` ${path}`))
+        .map((k) => k.split(' ')[0]!)
       const id = crypto.randomUUID()
-      if (methods.length) return new GatewayError('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow: methods.join(', ') }).toResponse(id)
+      if (methods.length)
+        return new GatewayError('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow: methods.join(', ') }).toResponse(id)
       return new GatewayError('no_route', `no admin endpoint ${path}`).toResponse(id)
     },
   })

@@ -64,7 +64,9 @@ export class Gateway {
       return { diagnostics: [{ code: 'load-failed', message: (err as Error).message, notes: [] }] }
     }
     if (result.diagnostics) {
-      console.error(`portcullis: reload (${reason}) rejected; still serving version ${this.current.version}\n${renderDiagnostics(result.diagnostics)}`)
+      console.error(
+        `portcullis: reload (${reason}) rejected; still serving version ${this.current.version}\n${renderDiagnostics(result.diagnostics)}`,
+      )
       this.settings.metrics.inc('gateway_reload_failures_total')
       return result
     }
@@ -114,7 +116,9 @@ export class Gateway {
       try {
         this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(true) }))
       } catch (err) {
-        throw new Error(`cannot start the TLS listener on ${host}:${tls.port} (--tls-cert ${tls.cert}, --tls-key ${tls.key}): ${(err as Error).message}`)
+        throw new Error(
+          `cannot start the TLS listener on ${host}:${tls.port} (--tls-cert ${tls.cert}, --tls-key ${tls.key}): ${(err as Error).message}`,
+        )
       }
     }
   }

@@ -20,14 +20,18 @@ function importsOf(file: string): string[] {
 describe('import rule', () => {
   test.each(['src/runtime', 'src/store'])('%s never imports grammar/, policy/ or check/', (dir) => {
     const offenders = filesUnder(dir, '.ts').flatMap((f) =>
-      importsOf(f).filter((i) => /(^|\/)(grammar|policy|check)\//.test(i) || i === 'chevrotain').map((i) => `${f} imports ${i}`),
+      importsOf(f)
+        .filter((i) => /(^|\/)(grammar|policy|check)\//.test(i) || i === 'chevrotain')
+        .map((i) => `${f} imports ${i}`),
     )
     expect(offenders).toEqual([])
   })
 
   test('the server and CLI reach the front end only through buildProgram', () => {
     const offenders = [...filesUnder('src/server', '.ts'), ...filesUnder('src/cli', '.ts')].flatMap((f) =>
-      importsOf(f).filter((i) => /(^|\/)(grammar|check)\/|compile\/(?!build-program)/.test(i)).map((i) => `${f} imports ${i}`),
+      importsOf(f)
+        .filter((i) => /(^|\/)(grammar|check)\/|compile\/(?!build-program)/.test(i))
+        .map((i) => `${f} imports ${i}`),
     )
     expect(offenders).toEqual([])
   })
@@ -35,8 +39,12 @@ describe('import rule', () => {
 
 describe('directives', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-  const examples = filesUnder('policies', '.policy').map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n')
-  const tests = filesUnder('test/e2e', '.ts').map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n')
+  const examples = filesUnder('policies', '.policy')
+    .map((f) => readFileSync(join(ROOT, f), 'utf8'))
+    .join('\n')
+  const tests = filesUnder('test/e2e', '.ts')
+    .map((f) => readFileSync(join(ROOT, f), 'utf8'))
+    .join('\n')
   const files = readdirSync(join(ROOT, 'src/directives'))
 
   test.each(directives.map((d) => [d.name, d] as const))('%s has its module, an example, a test and a README row', (name, def) => {

@@ -4,8 +4,25 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { echo, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 
-const FIELDS = ['time', 'request_id', 'method', 'path', 'query', 'route', 'status', 'gateway_error', 'app', 'user', 'ip', 'upstream',
-  'upstream_status', 'duration_ms', 'upstream_ms', 'bytes_in', 'bytes_out']
+const FIELDS = [
+  'time',
+  'request_id',
+  'method',
+  'path',
+  'query',
+  'route',
+  'status',
+  'gateway_error',
+  'app',
+  'user',
+  'ip',
+  'upstream',
+  'upstream_status',
+  'duration_ms',
+  'upstream_ms',
+  'bytes_in',
+  'bytes_out',
+]
 
 const CHUNKS = ['alpha,', 'beta-beta,', 'gamma-gamma-gamma,', 'é✓ done\n']
 let up: Upstream
@@ -77,9 +94,20 @@ describe('JSON lines', () => {
     const e = await entryFor(gw, id)
     expect(Object.keys(e).sort()).toEqual([...FIELDS].sort())
     expect(e).toMatchObject({
-      request_id: id, method: 'GET', path: '/api/42', query: 'page=2&q=x', route: 'GET /api/{id}', status: 200,
-      gateway_error: null, app: null, user: null, ip: '127.0.0.1', upstream: up.url, upstream_status: 200,
-      bytes_in: 0, bytes_out: Buffer.byteLength(text),
+      request_id: id,
+      method: 'GET',
+      path: '/api/42',
+      query: 'page=2&q=x',
+      route: 'GET /api/{id}',
+      status: 200,
+      gateway_error: null,
+      app: null,
+      user: null,
+      ip: '127.0.0.1',
+      upstream: up.url,
+      upstream_status: 200,
+      bytes_in: 0,
+      bytes_out: Buffer.byteLength(text),
     })
     expect(Math.abs(Date.parse(e.time as string) - Date.now())).toBeLessThan(5_000)
     expect(e.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
@@ -92,12 +120,15 @@ describe('JSON lines', () => {
   })
 
   test('query values of sensitive parameters are redacted; the path has no query', async () => {
-    const q = 'token=t1&page=2&api_key=k1&Signature=s1&sig=s2&code=c1&password=p1&client_secret=s3&auth=a1&X-Amz-Credential=cr&q=keep&flag&%74oken=enc&API%5FKEY=k2'
+    const q =
+      'token=t1&page=2&api_key=k1&Signature=s1&sig=s2&code=c1&password=p1&client_secret=s3&auth=a1&X-Amz-Credential=cr&q=keep&flag&%74oken=enc&API%5FKEY=k2'
     const res = await gw.fetch(`/api/redact?${q}`)
     await res.arrayBuffer()
     const e = await entryFor(gw, '/api/redact', 'path')
-    expect(e.query).toBe('token=[redacted]&page=2&api_key=[redacted]&Signature=[redacted]&sig=[redacted]&code=[redacted]'
-      + '&password=[redacted]&client_secret=[redacted]&auth=[redacted]&X-Amz-Credential=cr&q=keep&flag&%74oken=[redacted]&API%5FKEY=[redacted]')
+    expect(e.query).toBe(
+      'token=[redacted]&page=2&api_key=[redacted]&Signature=[redacted]&sig=[redacted]&code=[redacted]' +
+        '&password=[redacted]&client_secret=[redacted]&auth=[redacted]&X-Amz-Credential=cr&q=keep&flag&%74oken=[redacted]&API%5FKEY=[redacted]',
+    )
   })
 
   test('a gateway error: request_id is the problem body instance, route and upstream are null', async () => {
@@ -107,8 +138,17 @@ describe('JSON lines', () => {
     expect(res.headers.get('x-request-id')).toBe(problem.instance)
     const e = await entryFor(gw, problem.instance)
     expect(e).toMatchObject({
-      method: 'GET', path: '/nowhere/at/all', query: 'x=1', route: null, status: 404, gateway_error: 'no_route',
-      upstream: null, upstream_status: null, upstream_ms: null, bytes_in: 0, bytes_out: Buffer.byteLength(JSON.stringify(problem)),
+      method: 'GET',
+      path: '/nowhere/at/all',
+      query: 'x=1',
+      route: null,
+      status: 404,
+      gateway_error: 'no_route',
+      upstream: null,
+      upstream_status: null,
+      upstream_ms: null,
+      bytes_in: 0,
+      bytes_out: Buffer.byteLength(JSON.stringify(problem)),
     })
   })
 
@@ -117,7 +157,14 @@ describe('JSON lines', () => {
     expect(res.status).toBe(502)
     const problem = (await res.json()) as { instance: string }
     const e = await entryFor(gw, problem.instance)
-    expect(e).toMatchObject({ path: '/down', route: 'GET /down', status: 502, gateway_error: 'bad_gateway', upstream: 'http://127.0.0.1:1', upstream_status: null })
+    expect(e).toMatchObject({
+      path: '/down',
+      route: 'GET /down',
+      status: 502,
+      gateway_error: 'bad_gateway',
+      upstream: 'http://127.0.0.1:1',
+      upstream_status: null,
+    })
     expect(typeof e.upstream_ms).toBe('number')
   })
 
@@ -157,7 +204,9 @@ describe('JSON lines', () => {
   })
 
   test('no secret reaches the log: Authorization header and api_key value', async () => {
-    const res = await gw.fetch('/api/secrets?api_key=abc&other=1', { headers: { authorization: 'Bearer secret123', cookie: 'session=cookie-secret-77' } })
+    const res = await gw.fetch('/api/secrets?api_key=abc&other=1', {
+      headers: { authorization: 'Bearer secret123', cookie: 'session=cookie-secret-77' },
+    })
     const seen = (await res.json()) as { headers: Record<string, string> }
     expect(seen.headers.authorization).toBe('Bearer secret123') // forwarded, not logged
     const e = await entryFor(gw, seen.headers['x-request-id']!)
@@ -172,10 +221,12 @@ describe('JSON lines', () => {
 
   test('every request is one line, and every stdout line but the readiness line is a JSON object', async () => {
     const before = gw.accessLog().length
-    const ids = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-      const res = await gw.fetch(`/api/many-${i}`)
-      return ((await res.json()) as { headers: Record<string, string> }).headers['x-request-id']!
-    }))
+    const ids = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const res = await gw.fetch(`/api/many-${i}`)
+        return ((await res.json()) as { headers: Record<string, string> }).headers['x-request-id']!
+      }),
+    )
     for (const id of ids) await entryFor(gw, id)
     expect(gw.accessLog().length).toBe(before + 20)
     expect(gw.stdout.filter((l) => !l.startsWith('{'))).toEqual([`portcullis listening on ${gw.url}`])
@@ -219,11 +270,15 @@ describe('nothing is lost on SIGTERM', () => {
       const N = 300
       const statuses: number[] = []
       for (let batch = 0; batch < N / 50; batch++) {
-        statuses.push(...(await Promise.all(Array.from({ length: 50 }, async (_, i) => {
-          const res = await g.fetch(`/api/${batch * 50 + i}`)
-          await res.arrayBuffer()
-          return res.status
-        }))))
+        statuses.push(
+          ...(await Promise.all(
+            Array.from({ length: 50 }, async (_, i) => {
+              const res = await g.fetch(`/api/${batch * 50 + i}`)
+              await res.arrayBuffer()
+              return res.status
+            }),
+          )),
+        )
       }
       g.proc.kill('SIGTERM')
       expect(await g.proc.exited).toBe(0)

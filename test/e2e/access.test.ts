@@ -112,7 +112,8 @@ describe('limit body', () => {
   test('a raw Transfer-Encoding: chunked body (no Content-Length) is counted while streaming', async () => {
     const chunk = 'a'.repeat(512)
     const frame = (n: number) => `${Array.from({ length: n }, () => `200\r\n${chunk}\r\n`).join('')}0\r\n\r\n`
-    const head = (n: number) => `POST /upload/small HTTP/1.1\r\nHost: ${new URL(gw.url).host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${frame(n)}`
+    const head = (n: number) =>
+      `POST /upload/small HTTP/1.1\r\nHost: ${new URL(gw.url).host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${frame(n)}`
     expectRawProblem(parseRaw(await rawRequest(gw.url, head(4))), 413, 'payload_too_large')
     const ok = parseRaw(await rawRequest(gw.url, head(2)))
     expect(ok.status).toBe(200)

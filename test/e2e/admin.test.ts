@@ -145,7 +145,11 @@ describe('POST /reload', () => {
     await expectProblem(none, 401, 'unauthenticated')
     expect(none.headers.get('www-authenticate')).toBe('Bearer')
     await expectProblem(await post('/reload', 'not-the-token-0123456789'), 403, 'forbidden')
-    await expectProblem(await gw.admin('/reload', { method: 'POST', headers: { authorization: `Basic ${btoa(`x:${ADMIN_TOKEN}`)}` } }), 401, 'unauthenticated')
+    await expectProblem(
+      await gw.admin('/reload', { method: 'POST', headers: { authorization: `Basic ${btoa(`x:${ADMIN_TOKEN}`)}` } }),
+      401,
+      'unauthenticated',
+    )
   })
 
   test('200 {"version":N} with the token; the new program serves and gateway_reloads_total moves', async () => {
@@ -227,7 +231,10 @@ describe('admin errors and binding', () => {
   test('with no --admin-token configured, POST /reload is refused with 403', async () => {
     const d = policyDir({ 'main.policy': 'match GET /a { respond 200 text "a" }\n' })
     const proc = Bun.spawn([BUN, join(ROOT, 'src/cli/main.ts'), '--policies', d, '--host', '127.0.0.1', '--port', '0', '--admin-port', '0'], {
-      cwd: ROOT, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe',
+      cwd: ROOT,
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
       env: { ...process.env, GATEWAY_ADMIN_TOKEN: '', GATEWAY_LOG_FORMAT: 'json' },
     })
     try {

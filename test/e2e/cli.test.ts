@@ -40,7 +40,10 @@ function freePort(): number {
 // waits for the readiness line on stdout, stops it with SIGTERM and returns what it printed.
 async function serveOnce(args: string[], env: Record<string, string>, probe?: (url: string) => Promise<void>) {
   const proc = Bun.spawn([BUN, join(ROOT, 'src/cli/main.ts'), ...args], {
-    cwd: ROOT, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe',
+    cwd: ROOT,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
     env: { ...process.env, GATEWAY_LOG_FORMAT: 'json', ...env },
   })
   const reader = proc.stdout.getReader()
@@ -86,8 +89,22 @@ describe('check and routes', () => {
     const lines = r.stdout.trimEnd().split('\n')
     expect(lines).toHaveLength(3)
     expect(lines[0]!.split(/\s{2,}/)).toEqual(['METHOD', 'HOST', 'PATTERN', 'STAGES', 'TERMINAL', 'SOURCE'])
-    expect(lines[1]!.split(/\s{2,}/)).toEqual(['GET', '*', '/api/{id}', 'access: -; rewrite: rewrite path; response: -; log: -', 'proxy api', `${join(good, 'main.policy')}:2:11`])
-    expect(lines[2]!.split(/\s{2,}/)).toEqual(['GET,HEAD', '*', '/healthz', 'access: -; rewrite: -; response: -; log: -', 'respond', `${join(good, 'sub/health.policy')}:1:16`])
+    expect(lines[1]!.split(/\s{2,}/)).toEqual([
+      'GET',
+      '*',
+      '/api/{id}',
+      'access: -; rewrite: rewrite path; response: -; log: -',
+      'proxy api',
+      `${join(good, 'main.policy')}:2:11`,
+    ])
+    expect(lines[2]!.split(/\s{2,}/)).toEqual([
+      'GET,HEAD',
+      '*',
+      '/healthz',
+      'access: -; rewrite: -; response: -; log: -',
+      'respond',
+      `${join(good, 'sub/health.policy')}:1:16`,
+    ])
   })
 
   test('routes DIR exits 1 on a bad program', async () => {
@@ -163,15 +180,26 @@ describe('serving', () => {
   test('environment variables configure the gateway', async () => {
     const port = freePort()
     const adminPort = freePort()
-    const { url } = await serveOnce([], {
-      GATEWAY_POLICIES: good, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_PORT: String(adminPort),
-      GATEWAY_WATCH: 'false', GATEWAY_ADMIN_TOKEN: 'env-admin-token-0123456789',
-    }, async (u) => {
-      expect(await (await fetch(`${u}/healthz`)).json()).toEqual({ ok: true })
-      expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).toBe(200)
-      const reload = await fetch(`http://127.0.0.1:${adminPort}/reload`, { method: 'POST', headers: { authorization: 'Bearer env-admin-token-0123456789' } })
-      expect(reload.status).toBe(200)
-    })
+    const { url } = await serveOnce(
+      [],
+      {
+        GATEWAY_POLICIES: good,
+        GATEWAY_HOST: '127.0.0.1',
+        GATEWAY_PORT: String(port),
+        GATEWAY_ADMIN_PORT: String(adminPort),
+        GATEWAY_WATCH: 'false',
+        GATEWAY_ADMIN_TOKEN: 'env-admin-token-0123456789',
+      },
+      async (u) => {
+        expect(await (await fetch(`${u}/healthz`)).json()).toEqual({ ok: true })
+        expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).toBe(200)
+        const reload = await fetch(`http://127.0.0.1:${adminPort}/reload`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer env-admin-token-0123456789' },
+        })
+        expect(reload.status).toBe(200)
+      },
+    )
     expect(url).toBe(`http://127.0.0.1:${port}`)
   })
 
@@ -180,11 +208,15 @@ describe('serving', () => {
     const flagPort = freePort()
     // The environment names a broken program and another port; the flags name the good ones.
     const { url } = await serveOnce(['--port', String(flagPort), '--policies', good, '--admin-port', '0'], {
-      GATEWAY_POLICIES: bad, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(envPort),
+      GATEWAY_POLICIES: bad,
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(envPort),
     })
     expect(url).toBe(`http://127.0.0.1:${flagPort}`)
     // A flag also overrides an invalid environment value.
-    const r2 = await serveOnce(['--log-format', 'json', '--policies', good, '--host', '127.0.0.1', '--port', '0', '--admin-port', '0'], { GATEWAY_LOG_FORMAT: 'xml' })
+    const r2 = await serveOnce(['--log-format', 'json', '--policies', good, '--host', '127.0.0.1', '--port', '0', '--admin-port', '0'], {
+      GATEWAY_LOG_FORMAT: 'xml',
+    })
     expect(r2.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
   })
 

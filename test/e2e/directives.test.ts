@@ -205,7 +205,7 @@ describe('set header / remove header', () => {
   })
 
   test('a client cannot smuggle a header the policy sets, in any spelling', async () => {
-    const e = await echoOf(await send('/hdr/t1', { 'X-Static': 'evil', X_Static: 'evil', 'x.static': 'evil', 'X_Ip': '6.6.6.6', 'x.param': 'evil' }))
+    const e = await echoOf(await send('/hdr/t1', { 'X-Static': 'evil', X_Static: 'evil', 'x.static': 'evil', X_Ip: '6.6.6.6', 'x.param': 'evil' }))
     expect(e.headers['x-static']).toBe('fixed')
     expect(e.headers['x-ip']).toBe('127.0.0.1')
     expect(e.headers['x-param']).toBe('t1')
@@ -232,12 +232,20 @@ describe('set query / remove query', () => {
   test('sets, replaces and removes parameters, keeping the others', async () => {
     const e = await echoOf(await gw.fetch('/q?over=client&keep=1&secret=s&token=t&keep=2', { headers: { 'x-over': 'from header' } }))
     expect(e.path).toBe('/q')
-    expect(sortedQuery(e.query)).toEqual([['added', 'yes'], ['keep', '1'], ['keep', '2'], ['over', 'from header']])
+    expect(sortedQuery(e.query)).toEqual([
+      ['added', 'yes'],
+      ['keep', '1'],
+      ['keep', '2'],
+      ['over', 'from header'],
+    ])
   })
 
   test('a value with & and = stays one parameter', async () => {
     const e = await echoOf(await gw.fetch('/q', { headers: { 'x-over': 'a&b=c d' } }))
-    expect(sortedQuery(e.query)).toEqual([['added', 'yes'], ['over', 'a&b=c d']])
+    expect(sortedQuery(e.query)).toEqual([
+      ['added', 'yes'],
+      ['over', 'a&b=c d'],
+    ])
   })
 
   test('on a request without a query, and a reference to something absent removes the parameter', async () => {
@@ -257,7 +265,7 @@ describe('response headers', () => {
     expect(((await res.json()) as Echo).path).toBe('/resp')
   })
 
-  test('defaults response headers are on every route, before the route\'s own', async () => {
+  test("defaults response headers are on every route, before the route's own", async () => {
     const resp = await gw.fetch('/resp')
     expect(resp.headers.get('x-gateway')).toBe('portcullis')
     expect(resp.headers.get('x-order')).toBe('route')

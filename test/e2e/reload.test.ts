@@ -106,12 +106,15 @@ describe('hot reload', () => {
   })
 
   test('an atomic save (write aside, rename over) and a deleted file both reload', async () => {
-    const { gw, dir } = await start({ 'main.policy': 'match GET /a { respond 200 text "A1" }\n', 'b.policy': 'match GET /b { respond 200 text "B" }\n' })
+    const { gw, dir } = await start({
+      'main.policy': 'match GET /a { respond 200 text "A1" }\n',
+      'b.policy': 'match GET /b { respond 200 text "B" }\n',
+    })
     writeFileSync(join(dir, '.main.policy.tmp'), 'match GET /a { respond 200 text "A2" }\n')
     renameSync(join(dir, '.main.policy.tmp'), join(dir, 'main.policy'))
     await until(async () => (await bodyOf(gw, '/a')) === '200 A2', 1_000, 'the renamed file is loaded')
     unlinkSync(join(dir, 'b.policy'))
-    await until(async () => (await gw.fetch('/b')).status === 404, 1_000, 'the deleted file\'s route is gone')
+    await until(async () => (await gw.fetch('/b')).status === 404, 1_000, "the deleted file's route is gone")
     expect(await bodyOf(gw, '/a')).toBe('200 A2')
   })
 
@@ -160,7 +163,8 @@ describe('hot reload', () => {
     expect(failures).toEqual([])
     for (const versions of results) {
       expect(versions.length).toBeGreaterThan(20)
-      for (let i = 1; i < versions.length; i++) if (versions[i]! < versions[i - 1]!) throw new Error(`version went back: ${versions.slice(Math.max(0, i - 3), i + 2)}`)
+      for (let i = 1; i < versions.length; i++)
+        if (versions[i]! < versions[i - 1]!) throw new Error(`version went back: ${versions.slice(Math.max(0, i - 3), i + 2)}`)
       expect(versions.at(-1)).toBe(LAST)
     }
     expect([...seen].sort()).toEqual(['1', '2', '3', '4', '5', '6', '7'])

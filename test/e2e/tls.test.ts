@@ -13,9 +13,26 @@ let tlsUrl: string
 
 beforeAll(async () => {
   certDir = mkdtempSync(join(tmpdir(), 'portcullis-tls-'))
-  const made = Bun.spawnSync(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')])
+  const made = Bun.spawnSync([
+    'openssl',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout',
+    join(certDir, 'key.pem'),
+    '-out',
+    join(certDir, 'cert.pem'),
+  ])
   if (made.exitCode !== 0) throw new Error(made.stderr.toString())
   up = startUpstream()
   dir = policyDir({ 'main.policy': `match GET /scheme { respond 200 text "{request.scheme}" }\nmatch GET /up { proxy ${up.url} }\n` })

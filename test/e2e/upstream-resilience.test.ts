@@ -97,12 +97,16 @@ afterAll(async () => {
 
 describe('retry', () => {
   test('a refused connection is retried on the next target; every answer is 200', async () => {
-    const texts = await Promise.all(Array.from({ length: 6 }, (_, i) => gw.fetch(`/retried/r${i}`).then(async (r) => `${r.status} ${await r.text()}`)))
+    const texts = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => gw.fetch(`/retried/r${i}`).then(async (r) => `${r.status} ${await r.text()}`)),
+    )
     expect(texts).toEqual(Array(6).fill('200 good GET '))
   })
 
   test('a retried PUT carries its body again', async () => {
-    const texts = await Promise.all(Array.from({ length: 4 }, () => gw.fetch('/retried/put', { method: 'PUT', body: 'payload-123' }).then((r) => r.text())))
+    const texts = await Promise.all(
+      Array.from({ length: 4 }, () => gw.fetch('/retried/put', { method: 'PUT', body: 'payload-123' }).then((r) => r.text())),
+    )
     expect(texts).toEqual(Array(4).fill('good PUT payload-123'))
   })
 

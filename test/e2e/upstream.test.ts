@@ -21,7 +21,8 @@ beforeAll(async () => {
   })
   errors = startUpstream((req) => {
     const path = new URL(req.url).pathname
-    if (path === '/500') return new Response('boom: stack trace here', { status: 500, headers: { 'content-type': 'text/plain', 'x-upstream': 'yes' } })
+    if (path === '/500')
+      return new Response('boom: stack trace here', { status: 500, headers: { 'content-type': 'text/plain', 'x-upstream': 'yes' } })
     if (path === '/503') return new Response('down for maintenance', { status: 503, headers: { 'content-type': 'text/plain', 'retry-after': '120' } })
     if (path === '/409') return new Response(PROBLEM, { status: 409, headers: { 'content-type': 'application/problem+json' } })
     if (path === '/fake') return new Response('fine', { status: 200, headers: { 'gateway-error': 'bad_gateway', 'x-upstream': 'yes' } })
@@ -94,7 +95,7 @@ describe('timeouts and unreachable upstreams', () => {
     expect(took).toBeLessThan(1_500)
   })
 
-  test('a per-route timeout overrides the upstream\'s', async () => {
+  test("a per-route timeout overrides the upstream's", async () => {
     const started = performance.now()
     await expectProblem(await gw.fetch('/slow-longer'), 504, 'upstream_timeout')
     const took = performance.now() - started
@@ -129,7 +130,12 @@ describe('upstream errors are not gateway errors', () => {
 
   test('a 503 keeps its Retry-After', async () => {
     const res = await gw.fetch('/err/503')
-    expect([res.status, res.headers.get('retry-after'), res.headers.get('gateway-error'), await res.text()]).toEqual([503, '120', null, 'down for maintenance'])
+    expect([res.status, res.headers.get('retry-after'), res.headers.get('gateway-error'), await res.text()]).toEqual([
+      503,
+      '120',
+      null,
+      'down for maintenance',
+    ])
   })
 
   test('an upstream problem+json body is passed through as the upstream wrote it', async () => {

@@ -52,6 +52,9 @@ test('POST /reload reloads every worker', async () => {
 
 test('SIGTERM stops the primary and its workers with exit 0', async () => {
   expect(await gw.stop('SIGTERM')).toBe(0)
-  const refused = await fetch(`${gw.url}/pid`).then(() => false, () => true)
+  const refused = await fetch(`${gw.url}/pid`).then(
+    () => false,
+    () => true,
+  )
   expect(refused).toBe(true)
 })

@@ -140,14 +140,26 @@ describe('words', () => {
 
   test('declaration keywords are their own tokens', () => {
     expect(lex('upstream app tier sink session defaults import match host')).toEqual([
-      'Kw_upstream:upstream', 'Kw_app:app', 'Kw_tier:tier', 'Kw_sink:sink', 'Kw_session:session',
-      'Kw_defaults:defaults', 'Kw_import:import', 'Kw_match:match', 'Kw_host:host',
+      'Kw_upstream:upstream',
+      'Kw_app:app',
+      'Kw_tier:tier',
+      'Kw_sink:sink',
+      'Kw_session:session',
+      'Kw_defaults:defaults',
+      'Kw_import:import',
+      'Kw_match:match',
+      'Kw_host:host',
     ])
   })
 
   test('a keyword inside a longer name is a word', () => {
     expect(lex('upstreams apps matcher app.name app+route host-name')).toEqual([
-      'Word:upstreams', 'Word:apps', 'Word:matcher', 'Word:app.name', 'Word:app+route', 'Word:host-name',
+      'Word:upstreams',
+      'Word:apps',
+      'Word:matcher',
+      'Word:app.name',
+      'Word:app+route',
+      'Word:host-name',
     ])
   })
 
@@ -162,7 +174,15 @@ describe('punctuation, separators and comments', () => {
   })
 
   test('; separates statements on one line', () => {
-    expect(lex('limit body 64kb; proxy orders;')).toEqual(['Word:limit', 'Word:body', 'Size:64kb', 'Semicolon:;', 'Word:proxy', 'Word:orders', 'Semicolon:;'])
+    expect(lex('limit body 64kb; proxy orders;')).toEqual([
+      'Word:limit',
+      'Word:body',
+      'Size:64kb',
+      'Semicolon:;',
+      'Word:proxy',
+      'Word:orders',
+      'Semicolon:;',
+    ])
   })
 
   test('comments run to the end of the line and are skipped', () => {
@@ -172,8 +192,13 @@ describe('punctuation, separators and comments', () => {
   test('tokens keep 1-based line and column', () => {
     const t = PolicyLexer.tokenize('match GET /x {\n  proxy orders\n}').tokens
     expect(t.map((x) => [x.image, x.startLine, x.startColumn, x.startOffset])).toEqual([
-      ['match', 1, 1, 0], ['GET', 1, 7, 6], ['/x', 1, 11, 10], ['{', 1, 14, 13],
-      ['proxy', 2, 3, 17], ['orders', 2, 9, 23], ['}', 3, 1, 30],
+      ['match', 1, 1, 0],
+      ['GET', 1, 7, 6],
+      ['/x', 1, 11, 10],
+      ['{', 1, 14, 13],
+      ['proxy', 2, 3, 17],
+      ['orders', 2, 9, 23],
+      ['}', 3, 1, 30],
     ])
   })
 

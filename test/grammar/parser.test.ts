@@ -97,7 +97,9 @@ describe('top-level declarations', () => {
   })
 
   test('a whole program keeps the declarations in source order', () => {
-    const ds = ok('import "a.policy"\nupstream u { target http://h:1 }\ntier t 1/s\napp a { tier t }\nsink s { file "x" }\nsession { ttl 1h }\ndefaults { limit body 1kb }\nmatch GET /x { proxy u }\n')
+    const ds = ok(
+      'import "a.policy"\nupstream u { target http://h:1 }\ntier t 1/s\napp a { tier t }\nsink s { file "x" }\nsession { ttl 1h }\ndefaults { limit body 1kb }\nmatch GET /x { proxy u }\n',
+    )
     expect(ds.map((d) => d.kind)).toEqual(['import', 'upstream', 'tier', 'app', 'sink', 'session', 'defaults', 'match'])
   })
 
@@ -112,7 +114,11 @@ describe('statements', () => {
   test('; separates statements on one line', () => {
     const d = only(ok('match POST /o { limit body 64kb; set query a = "1" ; proxy orders timeout 10s }'))
     if (d.kind !== 'match') throw new Error(d.kind)
-    expect(statements(d.body)).toEqual(['word:limit word:body size:64kb', 'word:set word:query word:a equals:= string:"1"', 'word:proxy word:orders word:timeout duration:10s'])
+    expect(statements(d.body)).toEqual([
+      'word:limit word:body size:64kb',
+      'word:set word:query word:a equals:= string:"1"',
+      'word:proxy word:orders word:timeout duration:10s',
+    ])
   })
 
   test('a new line ends a statement', () => {
@@ -157,9 +163,11 @@ t.policy:1:14: note: this '{' is never closed`,
 
   test('a stray token is reported and the next line still parses', () => {
     const { decls, errors } = parse('"oops"\nmatch GET /x { respond 200 }')
-    expect(errors).toEqual([`t.policy:1:1: error: unexpected '"oops"': a line starts with a name (a declaration or directive)
+    expect(errors).toEqual([
+      `t.policy:1:1: error: unexpected '"oops"': a line starts with a name (a declaration or directive)
 1 | "oops"
-  | ^^^^^^`])
+  | ^^^^^^`,
+    ])
     expect(decls.map((d) => d.kind)).toEqual(['match'])
   })
 
@@ -167,7 +175,7 @@ t.policy:1:14: note: this '{' is never closed`,
     const { decls, errors } = parse('match GET /a {\n  42\n  respond 200\n  "x"\n}\n= 1\nmatch GET /b { respond 200 }')
     expect(errors.map((e) => e.split('\n')[0])).toEqual([
       "t.policy:2:3: error: unexpected '42': a line starts with a name (a declaration or directive)",
-      "t.policy:4:3: error: unexpected '\"x\"': a line starts with a name (a declaration or directive)",
+      't.policy:4:3: error: unexpected \'"x"\': a line starts with a name (a declaration or directive)',
       "t.policy:6:1: error: unexpected '=': a line starts with a name (a declaration or directive)",
       "t.policy:6:3: error: unexpected '1': a line starts with a name (a declaration or directive)",
     ])

@@ -51,7 +51,10 @@ describe('placeholders', () => {
   test('a bare capture name and a rest capture', () => {
     const t = fromText('/v2/{id}/{rest*}')
     expect(parts(t)).toEqual(['/v2/', '{id} @4+4', '/', '{rest*} @9+7'])
-    expect(refsOf(t).map((r) => [r.ref, r.rest])).toEqual([['id', false], ['rest', true]])
+    expect(refsOf(t).map((r) => [r.ref, r.rest])).toEqual([
+      ['id', false],
+      ['rest', true],
+    ])
   })
 
   test('references may hold dots and dashes', () => {

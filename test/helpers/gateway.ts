@@ -87,13 +87,30 @@ async function waitFor(lines: string[], pattern: RegExp, timeoutMs: number, what
 }
 
 export async function startGateway(dir: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningGateway> {
-  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli/main.ts'), '--policies', dir, '--host', '127.0.0.1', '--port', '0', '--admin-port', '0', '--admin-token', ADMIN_TOKEN, ...args], {
-    cwd: ROOT,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: { ...process.env, GATEWAY_LOG_FORMAT: 'json', ...env },
-  })
+  const proc = Bun.spawn(
+    [
+      BUN,
+      join(ROOT, 'src/cli/main.ts'),
+      '--policies',
+      dir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--admin-token',
+      ADMIN_TOKEN,
+      ...args,
+    ],
+    {
+      cwd: ROOT,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...process.env, GATEWAY_LOG_FORMAT: 'json', ...env },
+    },
+  )
   const stdout: string[] = []
   const stderr: string[] = []
   collect(proc.stdout, stdout)
@@ -109,7 +126,11 @@ export async function startGateway(dir: string, args: string[] = [], env: Record
   const adminLine = await waitFor(stderr, /admin API on http:\/\//, 5_000, dump)
   const adminUrl = /admin API on (http:\/\/\S+)/.exec(adminLine)![1]!
   return {
-    url, adminUrl, proc, stdout, stderr,
+    url,
+    adminUrl,
+    proc,
+    stdout,
+    stderr,
     fetch: (path, init) => fetch(`${url}${path}`, { redirect: 'manual', ...init }),
     admin: (path, init) => fetch(`${adminUrl}${path}`, init),
     waitFor: (stream, pattern, timeoutMs = 5_000) => waitFor(stream === 'stdout' ? stdout : stderr, pattern, timeoutMs, dump),
@@ -125,7 +146,13 @@ export async function startGateway(dir: string, args: string[] = [], env: Record
 
 // Runs the CLI to completion (check, routes, bad flags).
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe', stdin: 'ignore', env: { ...process.env, ...env } })
+  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli/main.ts'), ...args], {
+    cwd: ROOT,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    stdin: 'ignore',
+    env: { ...process.env, ...env },
+  })
   const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
   clearTimeout(timer)

@@ -63,7 +63,11 @@ export interface Problem {
   instance: string
 }
 
-function checkProblem(status: number, code: string, got: { status: number; contentType?: string | null; gatewayError?: string | null; requestId?: string | null; body: string }): Problem {
+function checkProblem(
+  status: number,
+  code: string,
+  got: { status: number; contentType?: string | null; gatewayError?: string | null; requestId?: string | null; body: string },
+): Problem {
   expect(got.status).toBe(status)
   expect(got.contentType).toBe('application/problem+json')
   expect(got.gatewayError).toBe(code)
