@@ -19,7 +19,7 @@ export interface RequestContext {
   readonly rawQuery: string // without `?`
   readonly params: Readonly<Record<string, string>>
   readonly route: CompiledRoute
-  // Built after the access stage; the rewrite stage edits these.
+  // What the upstream will get; the rewrite stage edits these.
   upstreamPath: string
   upstreamQuery: URLSearchParams | null // null = pass rawQuery through untouched
   upstreamHeaders: Headers

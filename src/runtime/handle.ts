@@ -94,7 +94,8 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       route,
       upstreamPath: norm.path,
       upstreamQuery: null,
-      upstreamHeaders: EMPTY_HEADERS,
+      // The copy the upstream will get; access directives read ctx.req.headers, as the client sent them.
+      upstreamHeaders: forwardedHeaders(req.headers, route, trusted, peer.ip, peer.tls ? 'https' : 'http', hostHeader, id),
       responseHeaders: null,
       bodyLimit: null,
       bodyLimitExceeded: false,
@@ -108,7 +109,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
     }
     let res: Response
     try {
-      res = await run(ctx, trusted)
+      res = await run(ctx)
     } catch (err) {
       const e = err instanceof GatewayError ? err : internalError(err, ctx)
       res = e.toResponse(id)
@@ -119,29 +120,38 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
   }
 }
 
-const EMPTY_HEADERS = new Headers()
+// Identity, protected and hop-by-hop headers removed; X-Forwarded-* and X-Request-Id set.
+function forwardedHeaders(
+  incoming: Headers,
+  route: CompiledRoute,
+  trusted: boolean,
+  peerIp: string,
+  proto: string,
+  hostHeader: string,
+  id: string,
+): Headers {
+  const h = upstreamRequestHeaders(incoming, route.protectedHeaders)
+  const xff = trusted ? incoming.get('x-forwarded-for') : null
+  h.set('x-forwarded-for', xff ? `${xff}, ${peerIp}` : peerIp)
+  h.set('x-forwarded-proto', (trusted && incoming.get('x-forwarded-proto')) || proto)
+  h.set('x-forwarded-host', (trusted && incoming.get('x-forwarded-host')) || hostHeader)
+  if (!trusted) h.delete('forwarded')
+  h.set('x-request-id', id)
+  return h
+}
 
 function internalError(err: unknown, ctx: RequestContext): GatewayError {
   console.error(`portcullis: request ${ctx.id} on ${ctx.route.id} failed: ${(err as Error)?.stack ?? err}`)
   return new GatewayError('internal_error', 'the gateway failed to handle this request')
 }
 
-async function run(ctx: RequestContext, trusted: boolean): Promise<Response> {
+async function run(ctx: RequestContext): Promise<Response> {
   const plan = ctx.route.plan
   for (const f of plan.access) {
     const r = f(ctx)
     const e = r instanceof Promise ? await r : r
     if (e) throw e
   }
-  const h = upstreamRequestHeaders(ctx.req.headers, ctx.route.protectedHeaders)
-  const incoming = ctx.req.headers
-  const xff = trusted ? incoming.get('x-forwarded-for') : null
-  h.set('x-forwarded-for', xff ? `${xff}, ${ctx.peerIp}` : ctx.peerIp)
-  h.set('x-forwarded-proto', (trusted && incoming.get('x-forwarded-proto')) || ctx.proto)
-  h.set('x-forwarded-host', (trusted && incoming.get('x-forwarded-host')) || ctx.hostHeader)
-  if (!trusted) h.delete('forwarded')
-  h.set('x-request-id', ctx.id)
-  ctx.upstreamHeaders = h
   for (const f of plan.rewrite) {
     const e = f(ctx)
     if (e) throw e
