@@ -38,35 +38,6 @@ function fetchFailed(ctx: RequestContext, err: unknown): 'timeout' | 'connect' {
   return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'connect'
 }
 
-// For least-conn: a target counts a request as active until its response body has been sent.
-function releaseAtEnd(body: ReadableStream<Uint8Array>, target: Target): ReadableStream<Uint8Array> {
-  const reader = body.getReader()
-  let released = false
-  const release = () => {
-    if (!released) target.active--
-    released = true
-  }
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read()
-        if (done) {
-          release()
-          return controller.close()
-        }
-        controller.enqueue(value)
-      } catch (err) {
-        release()
-        controller.error(err)
-      }
-    },
-    cancel(reason) {
-      release()
-      return reader.cancel(reason)
-    },
-  })
-}
-
 export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs: number): Promise<Response> {
   const req = ctx.req
   const hasBody = !NO_BODY.has(ctx.method) && req.body !== null
@@ -116,13 +87,12 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs
       await res.body?.cancel()
       continue
     }
+    // In flight until the upstream answers: wrapping the body to count longer would make Bun
+    // drop the upstream's Content-Length for chunked framing.
+    target.active--
     ctx.upstreamMs = performance.now() - started
     ctx.upstreamStatus = res.status
     stripResponseHeaders(res.headers)
-    if (!res.body || !pool.countsActive) {
-      target.active--
-      return res
-    }
-    return new Response(releaseAtEnd(res.body, target), { status: res.status, statusText: res.statusText, headers: res.headers })
+    return res
   }
 }

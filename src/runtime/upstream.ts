@@ -5,7 +5,7 @@ export interface Target {
   readonly origin: string
   readonly weight: number
   healthy: boolean
-  active: number // requests in flight, for least-conn
+  active: number // requests waiting for this target's answer, for least-conn
 }
 
 export interface RetryPolicy {
@@ -37,7 +37,6 @@ export interface UpstreamPool {
   readonly timeoutMs: number
   readonly retry: RetryPolicy | null
   readonly retryUnsafe: boolean
-  readonly countsActive: boolean // least-conn needs to know when a response is done
   // A healthy target, preferring ones not in `tried`; null when none is healthy.
   next(tried?: ReadonlySet<Target>): Target | null
   dispose(): void
@@ -126,7 +125,6 @@ export function createPool(spec: UpstreamSpec): UpstreamPool {
     timeoutMs: spec.timeoutMs,
     retry: spec.retry,
     retryUnsafe: spec.retryUnsafe,
-    countsActive: spec.balance === 'least-conn',
     next(tried) {
       if (only) return only
       const healthy = targets.filter((t) => t.healthy)
