@@ -58,7 +58,9 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
       const ctx = 'route' in facts ? facts : null
       const finish = (bytesOut: number) => {
         const durationMs = performance.now() - facts.start
-        const code = res.headers.get('gateway-error')
+        // A client that left before its answer was delivered: nginx's 499, for the log only.
+        const gone = ctx !== null && ctx.req.signal.aborted
+        const code = gone ? 'client_closed' : res.headers.get('gateway-error')
         const entry: AccessLogEntry = {
           time: isoNow(),
           request_id: facts.id,
@@ -66,7 +68,7 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
           path: ctx ? ctx.path : (facts as EarlyFacts).path,
           query: redactQuery(facts.rawQuery),
           route: ctx ? ctx.route.id : null,
-          status: res.status,
+          status: gone ? 499 : res.status,
           gateway_error: code,
           app: ctx?.app ?? null,
           user: ctx?.user ?? null,
@@ -82,7 +84,7 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
         log.write(entry)
         metrics.request(
           entry.route as string | null,
-          res.status,
+          entry.status as number,
           code,
           durationMs / 1000,
           ctx?.upstream ?? null,

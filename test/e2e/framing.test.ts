@@ -6,7 +6,7 @@ import { policyDir, rawRequest, removeDir, startGateway, type RunningGateway } f
 
 let gw: RunningGateway
 let dir: string
-let tcp: ReturnType<typeof Bun.listen>
+let tcp: Bun.TCPSocketListener<undefined>
 let upUrl: string
 
 // A raw HTTP/1.1 upstream (Bun.serve would turn a slow stream into chunked framing itself):
