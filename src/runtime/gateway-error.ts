@@ -15,8 +15,6 @@ const titles: Record<string, [number, string]> = {
   bad_gateway: [502, 'Bad gateway'],
   upstream_timeout: [504, 'Upstream timeout'],
   internal_error: [500, 'Internal error'],
-  // Only ever logged: the client is gone (nginx's 499).
-  client_closed: [499, 'Client closed request'],
 }
 
 export type GatewayErrorCode = keyof typeof titles
