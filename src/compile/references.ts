@@ -80,8 +80,6 @@ const roots: RefRoot[] = [
   { root: 'user', describe: 'user.FIELD', check: needs('user', 'user'), compile: unbound },
 ]
 
-export const referenceRoots = roots.map((r) => r.root)
-
 function split(ref: string): [RefRoot | undefined, string] {
   const dot = ref.indexOf('.')
   const head = dot === -1 ? ref : ref.slice(0, dot)

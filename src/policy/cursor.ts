@@ -28,17 +28,11 @@ export class ArgCursor {
     this.i = start
   }
 
-  get span(): Span {
-    return this.statement.span
-  }
   peek(offset = 0): Arg | undefined {
     return this.statement.words[this.i + offset]
   }
   done(): boolean {
     return this.i >= this.statement.words.length
-  }
-  next(): Arg | undefined {
-    return this.statement.words[this.i++]
   }
   // Where a missing argument is reported: just after the last one.
   private endSpan(): Span {

@@ -47,5 +47,3 @@ export class GatewayError {
     })
   }
 }
-
-export const gatewayErrorCodes = Object.keys(titles) as GatewayErrorCode[]
