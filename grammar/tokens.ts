@@ -76,20 +76,13 @@ export const HostKw = keyword('host')
 
 export const declarationKeywords = [Upstream, App, Tier, Sink, Session, Defaults, Import, Match]
 
+// The literal shapes, most specific first (the lexer tries tokens in order).
+const literalTokens: TokenType[] = [StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit]
+
 export const allTokens: TokenType[] = [
   WhiteSpace,
   Comment,
-  StringLit,
-  UrlLit,
-  DateLit,
-  Ip6Lit,
-  Ip4Lit,
-  RateLit,
-  DurationLit,
-  SizeLit,
-  NumberLit,
-  PathLit,
-  MalformedLit,
+  ...literalTokens,
   ...declarationKeywords,
   HostKw,
   Word,
@@ -101,43 +94,10 @@ export const allTokens: TokenType[] = [
   Equals,
 ]
 
-// The literal kinds an argument may be; the parser accepts any of them in a statement.
-export const argumentTokens: TokenType[] = [
-  StringLit,
-  UrlLit,
-  DateLit,
-  Ip6Lit,
-  Ip4Lit,
-  RateLit,
-  DurationLit,
-  SizeLit,
-  NumberLit,
-  PathLit,
-  MalformedLit,
-  Word,
-  Star,
-  Comma,
-  Equals,
-]
+// The kinds an argument may be; the parser accepts any of them in a statement.
+export const argumentTokens: TokenType[] = [...literalTokens, Word, Star, Comma, Equals]
 
 // Tokens that cannot start a statement: the parser reads them as strays and reports them.
-export const strayTokens: TokenType[] = [
-  StringLit,
-  UrlLit,
-  DateLit,
-  Ip6Lit,
-  Ip4Lit,
-  RateLit,
-  DurationLit,
-  SizeLit,
-  NumberLit,
-  PathLit,
-  MalformedLit,
-  Star,
-  Comma,
-  Equals,
-  Semicolon,
-  LBrace,
-]
+export const strayTokens: TokenType[] = [...literalTokens, Star, Comma, Equals, Semicolon, LBrace]
 
 export const PolicyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false })

@@ -37,6 +37,18 @@ export interface AppConfig {
   meta: Record<string, string>
 }
 
+// `secret env NAME`, `api-key file "path"`, …: one secret reference each.
+function secretField(name: string, key: 'secret' | 'apiKey' | 'publicKey', file = 'path'): Field<AppConfig> {
+  return {
+    name,
+    usage: `${name} env NAME | file "${file}"`,
+    read: (a, c) => {
+      c[key] = a.secret()
+      a.end()
+    },
+  }
+}
+
 export const appBlock: BlockKind<AppConfig> = {
   kind: 'app',
   init: () => ({ certs: [], meta: {} }),
@@ -53,30 +65,9 @@ export const appBlock: BlockKind<AppConfig> = {
         a.end()
       },
     },
-    {
-      name: 'secret',
-      usage: 'secret env NAME | file "path"',
-      read: (a, c) => {
-        c.secret = a.secret()
-        a.end()
-      },
-    },
-    {
-      name: 'api-key',
-      usage: 'api-key env NAME | file "path"',
-      read: (a, c) => {
-        c.apiKey = a.secret()
-        a.end()
-      },
-    },
-    {
-      name: 'public-key',
-      usage: 'public-key env NAME | file "path.pem"',
-      read: (a, c) => {
-        c.publicKey = a.secret()
-        a.end()
-      },
-    },
+    secretField('secret', 'secret'),
+    secretField('api-key', 'apiKey'),
+    secretField('public-key', 'publicKey', 'path.pem'),
     {
       name: 'cert',
       usage: 'cert sha256 "AA:BB:…"',
