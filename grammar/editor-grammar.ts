@@ -1,8 +1,10 @@
 // Writes grammar/portcullis.tmLanguage.json (TextMate grammar for editors: VS Code, Sublime,
-// GitHub linguist). Keywords come from the directive registry, so the editor knows every directive.
+// GitHub linguist). Directive names come from the registry and declaration keywords from
+// tokens.ts, so the editor knows every one.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { directives, notYetAvailable } from '../src/directives/index.ts'
+import { DECLARATION_KEYWORDS } from './tokens.ts'
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/ /g, '\\s+')
 const alternatives = (words: readonly string[]) =>
@@ -30,7 +32,7 @@ export function editorGrammar(): object {
           { name: 'variable.other.placeholder.portcullis', match: '\\{[A-Za-z_][A-Za-z0-9_.\\-]*\\*?\\}' },
         ],
       },
-      { name: 'keyword.declaration.portcullis', match: '^\\s*(upstream|app|tier|sink|session|defaults|import|match)\\b' },
+      { name: 'keyword.declaration.portcullis', match: `^\\s*(${DECLARATION_KEYWORDS.join('|')})\\b` },
       { name: 'keyword.other.directive.portcullis', match: `(?<=^|[;{])\\s*(${alternatives(names)})(?![A-Za-z0-9_\\-])` },
       { name: 'constant.other.url.portcullis', match: 'https?://[^\\s,;"#{}]+' },
       { name: 'constant.numeric.date.portcullis', match: '\\b\\d{4}-\\d{2}-\\d{2}(T[0-9:.]+(Z|[+-]\\d{2}:\\d{2}))?' },

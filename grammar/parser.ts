@@ -4,6 +4,8 @@
 import { CstParser, type CstNode, type IToken, type ILexingError, type IRecognitionException } from 'chevrotain'
 import * as T from './tokens.ts'
 
+const decl = T.declarationTokens
+
 export class PolicyParser extends CstParser {
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, maxLookahead: 2, nodeLocationTracking: 'onlyOffset' })
@@ -18,14 +20,8 @@ export class PolicyParser extends CstParser {
     this.OR({
       IGNORE_AMBIGUITIES: true,
       DEF: [
-        { ALT: () => this.SUBRULE(this.importDecl) },
-        { ALT: () => this.SUBRULE(this.upstreamDecl) },
-        { ALT: () => this.SUBRULE(this.appDecl) },
-        { ALT: () => this.SUBRULE(this.tierDecl) },
-        { ALT: () => this.SUBRULE(this.sinkDecl) },
-        { ALT: () => this.SUBRULE(this.sessionDecl) },
-        { ALT: () => this.SUBRULE(this.defaultsDecl) },
-        { ALT: () => this.SUBRULE(this.matchDecl) },
+        // One rule per declaration keyword, named `<keyword>Decl`.
+        ...T.DECLARATION_KEYWORDS.map((w) => ({ ALT: () => this.SUBRULE(this[`${w}Decl`]) })),
         // Anything else is read as a statement so the checker can say "unknown declaration, did you mean".
         { ALT: () => this.SUBRULE(this.statement) },
         // A stray token is kept (and reported) so one bad line never hides the next.
@@ -35,48 +31,48 @@ export class PolicyParser extends CstParser {
   })
 
   private importDecl = this.RULE('importDecl', () => {
-    this.CONSUME(T.Import)
+    this.CONSUME(decl.import)
     this.CONSUME(T.StringLit)
     this.OPTION(() => this.CONSUME(T.Semicolon))
   })
 
   private upstreamDecl = this.RULE('upstreamDecl', () => {
-    this.CONSUME(T.Upstream)
+    this.CONSUME(decl.upstream)
     this.CONSUME(T.Word, { LABEL: 'name' })
     this.SUBRULE(this.block)
   })
 
   private appDecl = this.RULE('appDecl', () => {
-    this.CONSUME(T.App)
+    this.CONSUME(decl.app)
     this.CONSUME(T.Word, { LABEL: 'name' })
     this.SUBRULE(this.block)
   })
 
   private tierDecl = this.RULE('tierDecl', () => {
-    const kw = this.CONSUME(T.Tier)
+    const kw = this.CONSUME(decl.tier)
     this.CONSUME(T.Word, { LABEL: 'name' })
     this.SUBRULE(this.sameLineArguments, { ARGS: [kw] })
     this.OPTION(() => this.CONSUME(T.Semicolon))
   })
 
   private sinkDecl = this.RULE('sinkDecl', () => {
-    this.CONSUME(T.Sink)
+    this.CONSUME(decl.sink)
     this.CONSUME(T.Word, { LABEL: 'name' })
     this.SUBRULE(this.block)
   })
 
   private sessionDecl = this.RULE('sessionDecl', () => {
-    this.CONSUME(T.Session)
+    this.CONSUME(decl.session)
     this.SUBRULE(this.block)
   })
 
   private defaultsDecl = this.RULE('defaultsDecl', () => {
-    this.CONSUME(T.Defaults)
+    this.CONSUME(decl.defaults)
     this.SUBRULE(this.block)
   })
 
   private matchDecl = this.RULE('matchDecl', () => {
-    this.CONSUME(T.Match)
+    this.CONSUME(decl.match)
     this.SUBRULE(this.methods)
     this.CONSUME(T.PathLit, { LABEL: 'pattern' })
     this.OPTION(() => {

@@ -64,17 +64,18 @@ function keyword(word: string): TokenType {
     label: `"${word}"`,
   })
 }
-export const Upstream = keyword('upstream')
-export const App = keyword('app')
-export const Tier = keyword('tier')
-export const Sink = keyword('sink')
-export const Session = keyword('session')
-export const Defaults = keyword('defaults')
-export const Import = keyword('import')
-export const Match = keyword('match')
+// The words that start a top-level declaration: the one list the parser, the checker's
+// messages and the editor grammar are derived from. Each has a `<word>Decl` parser rule.
+export const DECLARATION_KEYWORDS = ['upstream', 'app', 'tier', 'sink', 'session', 'defaults', 'import', 'match'] as const
+export type DeclarationKeyword = (typeof DECLARATION_KEYWORDS)[number]
+export const isDeclarationKeyword = (word: string): word is DeclarationKeyword => (DECLARATION_KEYWORDS as readonly string[]).includes(word)
+
+export const declarationTokens = Object.freeze(
+  Object.fromEntries(DECLARATION_KEYWORDS.map((w) => [w, keyword(w)])) as Record<DeclarationKeyword, TokenType>,
+)
 export const HostKw = keyword('host')
 
-export const declarationKeywords = [Upstream, App, Tier, Sink, Session, Defaults, Import, Match]
+const declarationKeywords = DECLARATION_KEYWORDS.map((w) => declarationTokens[w])
 
 // The literal shapes, most specific first (the lexer tries tokens in order).
 const literalTokens: TokenType[] = [StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit]

@@ -1,11 +1,20 @@
 // Parsed files → a checked program: names, references, placement, route conflicts,
 // and every directive's own checks. All problems go into one bag, in one pass.
-import { parsePattern, type ParsedPattern } from '../compile/pattern.ts'
-import { checkTemplate } from '../compile/templates.ts'
-import type { AnyDirective, Binding, CheckContext, RouteInfo } from '../directives/define.ts'
-import type { Arg, Declaration, ParsedFile, Statement } from '../policy/ast.ts'
+import type { AnyDirective, CheckContext } from '../directives/define.ts'
+import {
+  DECLARATION_KEYWORDS,
+  isDeclarationKeyword,
+  type Arg,
+  type Declaration,
+  type DeclarationKeyword,
+  type ParsedFile,
+  type Statement,
+} from '../policy/ast.ts'
 import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
+import { parsePattern, type ParsedPattern } from '../policy/pattern.ts'
+import type { Binding, RouteInfo } from '../policy/references.ts'
 import type { Span } from '../policy/source.ts'
+import { checkTemplate } from '../policy/template.ts'
 import { appBlock, readBlock, readTier, sessionBlock, sinkBlock, type AppConfig, type TierConfig } from './blocks.ts'
 import { upstreamBlock, type UpstreamConfig } from './upstream-block.ts'
 import { findDirective } from '../directives/index.ts'
@@ -39,7 +48,7 @@ export interface CheckedProgram {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']
-const DECLARATION_USAGE: Record<string, string> = {
+const DECLARATION_USAGE: Record<DeclarationKeyword, string> = {
   upstream: 'upstream NAME { target URL … }',
   app: 'app NAME { key "…" … }',
   tier: 'tier NAME RATE [burst N]',
@@ -49,7 +58,6 @@ const DECLARATION_USAGE: Record<string, string> = {
   import: 'import "file.policy"',
   match: 'match METHODS /path [host NAME] { … }',
 }
-const DECLARATIONS = Object.keys(DECLARATION_USAGE)
 
 function declare(seen: Map<string, Span>, kind: string, name: string, span: Span, bag: DiagnosticBag): boolean {
   const prev = seen.get(`${kind}:${name}`)
@@ -99,14 +107,14 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
       else defaults = d
     } else if (d.kind === 'unknown') {
       const head = d.statement.words[0]!
-      if (DECLARATIONS.includes(head.text)) {
+      if (isDeclarationKeyword(head.text)) {
         bag.error('syntax', `malformed ${head.text} declaration`, d.statement.span, { message: `usage: ${DECLARATION_USAGE[head.text]}` })
         continue
       }
-      const near = didYouMean(head.text, DECLARATIONS)
+      const near = didYouMean(head.text, DECLARATION_KEYWORDS)
       bag.error(
         'unknown-declaration',
-        `unknown declaration '${head.text}'; at the top level: ${DECLARATIONS.join(', ')}`,
+        `unknown declaration '${head.text}'; at the top level: ${DECLARATION_KEYWORDS.join(', ')}`,
         head.span,
         ...(near ? [{ message: `did you mean '${near}'?` }] : [{ message: 'directives go inside a match { … } or defaults { … } block' }]),
       )

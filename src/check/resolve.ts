@@ -1,14 +1,12 @@
 // A statement inside a route or defaults block → the directive it names, read.
 import { directives, findDirective, notYetAvailable } from '../directives/index.ts'
 import type { Place } from '../directives/define.ts'
-import type { Statement } from '../policy/ast.ts'
+import { isDeclarationKeyword, type Statement } from '../policy/ast.ts'
 import { ArgCursor } from '../policy/cursor.ts'
 import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
 import { joinSpans } from '../policy/source.ts'
 import { allBlocks } from './blocks.ts'
 import type { DirectiveUse } from './check-program.ts'
-
-const DECLARATIONS = new Set(['upstream', 'app', 'tier', 'sink', 'session', 'defaults', 'import', 'match'])
 
 export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag): DirectiveUse | undefined {
   const words = st.words.filter((w, i) => w.kind === 'word' && st.words.slice(0, i).every((p) => p.kind === 'word')).map((w) => w.text)
@@ -21,7 +19,7 @@ export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag
       const span = joinSpans(head.span, st.words[planned.split(' ').length - 1]!.span)
       return bag.error('not-available', `'${planned}' is part of the policy language but not available in this version of Portcullis`, span)
     }
-    if (DECLARATIONS.has(head.text)) {
+    if (isDeclarationKeyword(head.text)) {
       return bag.error('wrong-place', `'${head.text}' is a top-level declaration; it cannot be inside a block`, head.span, {
         message: "if it should be top-level, a '}' is missing above",
       })

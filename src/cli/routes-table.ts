@@ -1,12 +1,16 @@
 // `gateway routes`: the compiled route table as text.
+import { STAGES } from '../runtime/context.ts'
 import type { RouteRow } from '../runtime/program.ts'
+
+// The terminal (the proxy stage) has its own column.
+const COLUMN_STAGES = STAGES.filter((s) => s !== 'proxy')
 
 export function printRoutes(rows: RouteRow[]): string {
   const table = rows.map((r) => [
     r.method,
     r.host ?? '*',
     r.pattern,
-    ['access', 'rewrite', 'response', 'log'].map((s) => `${s}: ${r.stages[s as keyof RouteRow['stages']].join(', ') || '-'}`).join('; '),
+    COLUMN_STAGES.map((s) => `${s}: ${r.stages[s].join(', ') || '-'}`).join('; '),
     r.terminal,
     r.location,
   ])

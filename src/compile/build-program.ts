@@ -12,6 +12,8 @@ export interface BuildOptions {
   observer?: RequestObserver
   version?: number
   upstreams?: Readonly<Record<string, string>>
+  // false: no active health checks from this program (the --workers primary only routes admin calls).
+  healthChecks?: boolean
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -30,6 +32,7 @@ export function buildProgram(dir: string, opts: BuildOptions = {}): BuildResult 
     observer: opts.observer ?? quiet,
     version: opts.version ?? ++versions,
     upstreams: opts.upstreams,
+    healthChecks: opts.healthChecks,
   })
   return { program }
 }

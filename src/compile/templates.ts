@@ -1,23 +1,7 @@
-// Templates at check time (every reference known here?) and compile time (a getter).
-import type { RouteInfo, TemplateMode } from '../directives/define.ts'
-import type { DiagnosticBag } from '../policy/diagnostics.ts'
+// Templates at compile time: a getter (the checker has checked them with policy/template.ts).
+import { compileReference, type TemplateMode } from '../policy/references.ts'
 import type { Template } from '../policy/template.ts'
 import type { RequestContext } from '../runtime/context.ts'
-import { checkReference, compileReference } from './references.ts'
-
-export function checkTemplate(t: Template, mode: TemplateMode, route: RouteInfo, bag: DiagnosticBag): void {
-  for (const p of t.parts) {
-    if (typeof p === 'string') continue
-    if (p.rest) {
-      const capture = route.params.get(p.ref)
-      if (mode !== 'path') bag.error('bad-reference', `'{${p.ref}*}' only makes sense in a path; write '{${p.ref}}' here`, p.span)
-      else if (!capture?.rest) bag.error('bad-reference', `the route ${route.label} has no rest capture '{${p.ref}*}'`, p.span)
-      continue
-    }
-    const problem = checkReference(p.ref, route)
-    if (problem) bag.error('unknown-reference', problem, p.span)
-  }
-}
 
 type Getter = (ctx: RequestContext) => string | undefined
 

@@ -1,20 +1,14 @@
 // The shape of a directive module. A directive declares itself; the core iterates.
 import type { ArgCursor } from '../policy/cursor.ts'
 import type { DiagnosticBag } from '../policy/diagnostics.ts'
+import type { Binding, RouteInfo, TemplateMode } from '../policy/references.ts'
 import type { Span } from '../policy/source.ts'
 import type { Template } from '../policy/template.ts'
 import type { Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
 
 export type Place = 'route' | 'defaults'
-export type Binding = 'app' | 'user' | 'jwt'
-export type TemplateMode = 'path' | 'text'
-
-export interface RouteInfo {
-  params: ReadonlyMap<string, { rest: boolean }>
-  binds: ReadonlySet<Binding>
-  label: string // `GET /api/{id}` for messages
-}
+export type { Binding, RouteInfo, TemplateMode }
 
 export interface CheckContext {
   bag: DiagnosticBag

@@ -1,6 +1,7 @@
 // CST → AST. Every node keeps its span; syntax errors become diagnostics here.
 import type { CstNode, IToken } from 'chevrotain'
 import { parsePolicy } from '../../grammar/parser.ts'
+export { DECLARATION_KEYWORDS, isDeclarationKeyword, type DeclarationKeyword } from '../../grammar/tokens.ts'
 import { DiagnosticBag } from './diagnostics.ts'
 import { SourceFile, spanOf, joinSpans, type Span } from './source.ts'
 

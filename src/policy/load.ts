@@ -1,9 +1,9 @@
 // Every `*.policy` under a directory (recursively, in path order) plus what they import.
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
-import { dirname, join, relative, resolve, isAbsolute } from 'node:path'
+import { dirname, join, relative, resolve, isAbsolute, sep } from 'node:path'
 import { parseFile, type ParsedFile } from './ast.ts'
 import type { DiagnosticBag } from './diagnostics.ts'
-import { SourceFile } from './source.ts'
+import { SourceFile, spanOf, type Span } from './source.ts'
 
 export class PolicyDirError extends Error {}
 
@@ -27,34 +27,67 @@ export function displayPath(abs: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs
 }
 
+// Inside the directory (after following links) or not: a link or import that leaves it would
+// let whoever can write one file there load any file the gateway can read.
+function isInside(root: string, real: string): boolean {
+  const rel = relative(root, real)
+  return rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)
+}
+
+function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path)
+  } catch {
+    return undefined
+  }
+}
+
+// A file that is not read still gets a file:line:col: the first position of its name.
+function pathSpan(abs: string): Span {
+  return spanOf(new SourceFile(displayPath(abs), abs, ''), 0, 1)
+}
+
 export function loadPolicies(dir: string, bag: DiagnosticBag): ParsedFile[] {
   let isDir = false
   try {
     isDir = statSync(dir).isDirectory()
   } catch {}
   if (!isDir) throw new PolicyDirError(`cannot read policy directory ${dir}: not a directory`)
+  const root = realpathSync(dir)
   const files: ParsedFile[] = []
   const loaded = new Set<string>()
-  const load = (abs: string): void => {
-    const real = realpathSync(abs)
+  const load = (abs: string, real: string): void => {
     if (loaded.has(real)) return
     loaded.add(real)
-    const parsed = parseFile(new SourceFile(displayPath(abs), abs, readFileSync(abs, 'utf8').replace(/^\uFEFF/, '')), bag)
+    const parsed = parseFile(new SourceFile(displayPath(abs), abs, readFileSync(real, 'utf8').replace(/^\uFEFF/, '')), bag)
     files.push(parsed)
     for (const d of parsed.declarations) {
       if (d.kind !== 'import') continue
       const target = resolve(dirname(abs), d.path)
+      const targetReal = realPath(target)
       let ok = false
       try {
         ok = statSync(target).isFile()
       } catch {}
-      if (!ok) bag.error('missing-file', `cannot import "${d.path}": no such file (looked for ${displayPath(target)})`, d.pathSpan)
+      if (!ok || !targetReal) bag.error('missing-file', `cannot import "${d.path}": no such file (looked for ${displayPath(target)})`, d.pathSpan)
       else if (!target.endsWith('.policy')) bag.error('bad-import', `only .policy files can be imported, not "${d.path}"`, d.pathSpan)
-      else load(target)
+      else if (!isInside(root, targetReal))
+        bag.error('outside-policies', `cannot import "${d.path}": ${displayPath(targetReal)} is outside the policy directory ${dir}`, d.pathSpan)
+      else load(target, targetReal)
     }
   }
   const found = policyFiles(resolve(dir))
   if (found.length === 0) bag.error('no-policies', `no *.policy files under ${dir}`)
-  for (const f of found) load(f)
+  for (const f of found) {
+    const real = realPath(f)
+    if (!real) bag.error('missing-file', `${displayPath(f)} is a symbolic link to a file that does not exist`, pathSpan(f))
+    else if (!isInside(root, real))
+      bag.error(
+        'outside-policies',
+        `${displayPath(f)} links to ${displayPath(real)}, outside the policy directory ${dir}; it is not loaded`,
+        pathSpan(f),
+      )
+    else if (statSync(real).isFile()) load(f, real) // a link to a directory named *.policy is no file
+  }
   return files
 }

@@ -1,5 +1,7 @@
 // Templates: `"{app.name}-{param.id}"`. A placeholder is `{` + reference + `}`;
 // any other `{` is literal, and `{{` is always a literal `{`.
+import type { DiagnosticBag } from './diagnostics.ts'
+import { checkReference, type RouteInfo, type TemplateMode } from './references.ts'
 import type { Span } from './source.ts'
 
 export interface RefPart {
@@ -63,4 +65,19 @@ export function isPlain(t: Template): boolean {
 
 export function refsOf(t: Template): RefPart[] {
   return t.parts.filter((p): p is RefPart => typeof p !== 'string')
+}
+
+// Check time: is every reference known on this route, in this mode?
+export function checkTemplate(t: Template, mode: TemplateMode, route: RouteInfo, bag: DiagnosticBag): void {
+  for (const p of t.parts) {
+    if (typeof p === 'string') continue
+    if (p.rest) {
+      const capture = route.params.get(p.ref)
+      if (mode !== 'path') bag.error('bad-reference', `'{${p.ref}*}' only makes sense in a path; write '{${p.ref}}' here`, p.span)
+      else if (!capture?.rest) bag.error('bad-reference', `the route ${route.label} has no rest capture '{${p.ref}*}'`, p.span)
+      continue
+    }
+    const problem = checkReference(p.ref, route)
+    if (problem) bag.error('unknown-reference', problem, p.span)
+  }
 }

@@ -7,26 +7,66 @@ export const WORKER_ENV = 'PORTCULLIS_WORKER'
 
 type WorkerMessage = { ready: string[] } | { metrics: MetricsSnapshot }
 
+export interface BackoffPolicy {
+  firstMs: number
+  maxMs: number
+  stableMs: number // a worker that ran this long was healthy: the next delay starts over
+}
+
+export const RESTART_BACKOFF: BackoffPolicy = Object.freeze({ firstMs: 500, maxMs: 30_000, stableMs: 10_000 })
+
+// The delay before restarting a slot's worker doubles while its workers keep dying young,
+// so a worker that cannot start (bad policies, a missing file) is not respawned twice a second.
+export class Backoff {
+  private nextMs: number
+
+  constructor(private readonly policy: BackoffPolicy = RESTART_BACKOFF) {
+    this.nextMs = policy.firstMs
+  }
+
+  delayAfter(ranMs: number): number {
+    if (ranMs >= this.policy.stableMs) this.nextMs = this.policy.firstMs
+    const delay = this.nextMs
+    this.nextMs = Math.min(this.nextMs * 2, this.policy.maxMs)
+    return delay
+  }
+}
+
+interface Slot {
+  proc: Subprocess | null
+  startedAt: number
+  backoff: Backoff
+  restart: ReturnType<typeof setTimeout> | null
+}
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10}s`
+
 export class WorkerPool {
-  private readonly workers = new Map<number, Subprocess>()
+  private readonly slots: Slot[]
   private readonly snapshots = new Map<number, MetricsSnapshot>()
   private stopping = false
   private readyCount = 0
+  private started = false
   private urls: string[] = []
   private readonly allReady = Promise.withResolvers<string[]>()
 
   constructor(
     private readonly count: number,
     private readonly argv: string[],
-  ) {}
+  ) {
+    this.slots = Array.from({ length: count }, () => ({ proc: null, startedAt: 0, backoff: new Backoff(), restart: null }))
+  }
 
   start(): Promise<string[]> {
-    for (let i = 0; i < this.count; i++) this.spawn()
+    for (const slot of this.slots) this.spawn(slot)
     return this.allReady.promise
   }
 
-  private spawn(): void {
-    const proc = Bun.spawn([process.execPath, ...this.argv, '--no-watch'], {
+  private spawn(slot: Slot): void {
+    slot.restart = null
+    if (this.stopping) return
+    slot.startedAt = Date.now()
+    slot.proc = Bun.spawn([process.execPath, ...this.argv, '--no-watch'], {
       stdin: 'ignore',
       stdout: 'inherit',
       stderr: 'inherit',
@@ -34,23 +74,34 @@ export class WorkerPool {
       ipc: (message: WorkerMessage, child) => {
         if ('ready' in message) {
           this.urls = message.ready
-          if (++this.readyCount === this.count) this.allReady.resolve(this.urls)
+          if (++this.readyCount === this.count) {
+            this.started = true
+            this.allReady.resolve(this.urls)
+          }
         } else this.snapshots.set(child.pid, message.metrics)
       },
-      onExit: (child, code) => {
-        this.workers.delete(child.pid)
+      onExit: (child, code, signal) => {
+        if (slot.proc === child) slot.proc = null
         this.snapshots.delete(child.pid)
         if (this.stopping) return
-        if (this.readyCount < this.count) return this.allReady.reject(new Error(`a worker exited with ${code} during start-up`))
-        console.error(`portcullis: worker ${child.pid} exited with ${code}; starting another`)
-        setTimeout(() => this.spawn(), 500)
+        const how = signal ? `was killed by ${signal}` : `exited with ${code}`
+        // At start-up a worker that dies is a configuration problem: stop with it.
+        if (!this.started) return this.allReady.reject(new Error(`worker ${child.pid} ${how} during start-up`))
+        const ranMs = Date.now() - slot.startedAt
+        const delay = slot.backoff.delayAfter(ranMs)
+        console.error(`portcullis: worker ${child.pid} ${how} after ${seconds(ranMs)}; restarting it in ${seconds(delay)}`)
+        slot.restart = setTimeout(() => this.spawn(slot), delay)
       },
     })
-    this.workers.set(proc.pid, proc)
+    console.error(`portcullis: started worker ${slot.proc.pid}`)
+  }
+
+  private get live(): Subprocess[] {
+    return this.slots.flatMap((s) => (s.proc ? [s.proc] : []))
   }
 
   signal(sig: NodeJS.Signals): void {
-    for (const w of this.workers.values()) w.kill(sig)
+    for (const w of this.live) w.kill(sig)
   }
 
   addMetrics(into: Metrics): void {
@@ -59,7 +110,8 @@ export class WorkerPool {
 
   async stop(sig: NodeJS.Signals): Promise<void> {
     this.stopping = true
-    const exits = [...this.workers.values()].map((w) => w.exited)
+    for (const slot of this.slots) if (slot.restart) clearTimeout(slot.restart)
+    const exits = this.live.map((w) => w.exited)
     this.signal(sig)
     await Promise.all(exits)
   }

@@ -1,7 +1,7 @@
 // House rules that keep the seams honest, checked by reading the tree.
 import { describe, expect, test } from 'bun:test'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { directives } from '../../src/directives/index.ts'
 import { STAGES } from '../../src/runtime/context.ts'
 import { ROOT } from '../helpers/gateway.ts'
@@ -17,7 +17,28 @@ function importsOf(file: string): string[] {
   return [...text.matchAll(/^\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!)
 }
 
+// Relative imports of a file, as repository paths (`src/policy/ast.ts`).
+function importedPaths(file: string): string[] {
+  return importsOf(file)
+    .filter((i) => i.startsWith('.'))
+    .map((i) => relative(ROOT, join(ROOT, dirname(file), i)))
+}
+
 describe('import rule', () => {
+  // The front end flows one way: policy/ → check/ → compile/. A lower layer never reaches up.
+  test.each([
+    ['src/check', ['src/compile/', 'src/server/', 'src/cli/']],
+    ['src/policy', ['src/check/', 'src/compile/', 'src/directives/', 'src/server/', 'src/cli/']],
+    ['src/directives', ['src/check/', 'src/compile/', 'src/server/', 'src/cli/']],
+  ] as const)('%s never imports %p', (dir, above) => {
+    const offenders = filesUnder(dir, '.ts').flatMap((f) =>
+      importedPaths(f)
+        .filter((p) => above.some((a) => p.startsWith(a)))
+        .map((p) => `${f} imports ${p}`),
+    )
+    expect(offenders).toEqual([])
+  })
+
   test.each(['src/runtime', 'src/store'])('%s never imports grammar/, policy/ or check/', (dir) => {
     const offenders = filesUnder(dir, '.ts').flatMap((f) =>
       importsOf(f)
@@ -65,8 +86,21 @@ describe('directives', () => {
   })
 })
 
-test('the stage order is written once: access, rewrite, proxy, response, log', () => {
-  expect([...STAGES]).toEqual(['access', 'rewrite', 'proxy', 'response', 'log'])
+// The order itself is tested in stage-order.test.ts; here: nobody copies the list.
+test('the stage list is spelled out only in runtime/context.ts (STAGES)', () => {
+  const list = /\baccess\b['"]?\s*[,:|]\s*(?:\[\]\s*,\s*)?['"]?rewrite\b/
+  const offenders = [...filesUnder('src', '.ts'), ...filesUnder('grammar', '.ts')].filter(
+    (f) => f !== 'src/runtime/context.ts' && list.test(readFileSync(join(ROOT, f), 'utf8')),
+  )
+  expect(offenders).toEqual([])
+})
+
+test('the declaration keywords are spelled out only in grammar/tokens.ts (DECLARATION_KEYWORDS)', () => {
+  const list = /\bupstream\b['"]?\s*[,|]\s*['"]?app\b['"]?\s*[,|]\s*['"]?tier\b/
+  const offenders = [...filesUnder('src', '.ts'), ...filesUnder('grammar', '.ts')].filter(
+    (f) => f !== 'grammar/tokens.ts' && list.test(readFileSync(join(ROOT, f), 'utf8')),
+  )
+  expect(offenders).toEqual([])
 })
 
 test('no switch on directive names in shared code', () => {

@@ -57,7 +57,8 @@ async function start(files: Record<string, string>, args: string[] = []): Promis
   return { gw, dir }
 }
 
-// Polls `probe` until it returns true; returns the elapsed milliseconds, or throws after `timeoutMs`.
+// Polls `probe` until it returns true, for what no output announces (a listener closing);
+// returns the elapsed milliseconds, or throws after `timeoutMs`.
 async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
   const started = Date.now()
   for (;;) {
@@ -89,11 +90,11 @@ describe('hot reload', () => {
     expect(await bodyOf(gw, '/a')).toBe('200 A1')
     expect(await bodyOf(gw, '/b')).toStartWith('404 ')
     writeFileSync(join(dir, 'main.policy'), 'match GET /b { respond 200 text "B2" }\n')
-    await until(async () => (await bodyOf(gw, '/b')) === '200 B2', 1_000, 'the edited route answers')
+    await gw.waitFor('stderr', /reloaded \(files changed\): version \d+, 1 routes/, 1_000)
+    expect(await bodyOf(gw, '/b')).toBe('200 B2')
     const gone = await gw.fetch('/a')
     expect(gone.status).toBe(404)
     expect(gone.headers.get('gateway-error')).toBe('no_route')
-    await gw.waitFor('stderr', /reloaded \(files changed\): version \d+, 1 routes/)
   })
 
   test('a new file in a sub-directory is picked up too', async () => {
@@ -101,7 +102,8 @@ describe('hot reload', () => {
     expect(await bodyOf(gw, '/extra')).toStartWith('404 ')
     mkdirSync(join(dir, 'sub'))
     writeFileSync(join(dir, 'sub/extra.policy'), 'match GET /extra { respond 200 text "E" }\n')
-    await until(async () => (await bodyOf(gw, '/extra')) === '200 E', 1_500, 'the new file is loaded')
+    await gw.waitFor('stderr', /reloaded \(files changed\): version \d+, 2 routes/, 1_500)
+    expect(await bodyOf(gw, '/extra')).toBe('200 E')
     expect(await bodyOf(gw, '/a')).toBe('200 A')
   })
 
@@ -112,20 +114,24 @@ describe('hot reload', () => {
     })
     writeFileSync(join(dir, '.main.policy.tmp'), 'match GET /a { respond 200 text "A2" }\n')
     renameSync(join(dir, '.main.policy.tmp'), join(dir, 'main.policy'))
-    await until(async () => (await bodyOf(gw, '/a')) === '200 A2', 1_000, 'the renamed file is loaded')
+    await gw.waitFor('stderr', /reloaded \(files changed\): version \d+, 2 routes/, 1_000)
+    expect(await bodyOf(gw, '/a')).toBe('200 A2')
     unlinkSync(join(dir, 'b.policy'))
-    await until(async () => (await gw.fetch('/b')).status === 404, 1_000, "the deleted file's route is gone")
+    await gw.waitFor('stderr', /reloaded \(files changed\): version \d+, 1 routes/, 1_000)
+    expect((await gw.fetch('/b')).status).toBe(404)
     expect(await bodyOf(gw, '/a')).toBe('200 A2')
   })
 
   test('with --no-watch edits wait for SIGHUP, which reloads', async () => {
     const { gw, dir } = await start({ 'main.policy': 'match GET /a { respond 200 text "one" }\n' }, ['--no-watch'])
     writeFileSync(join(dir, 'main.policy'), 'match GET /a { respond 200 text "two" }\n')
-    await Bun.sleep(600) // longer than the watcher's debounce: nothing may change
+    // Not waiting for an event: a window four times the watcher's debounce in which nothing may happen.
+    await Bun.sleep(600)
     expect(await bodyOf(gw, '/a')).toBe('200 one')
     gw.proc.kill('SIGHUP')
-    await until(async () => (await bodyOf(gw, '/a')) === '200 two', 1_000, 'SIGHUP reloads')
-    await gw.waitFor('stderr', /reloaded \(SIGHUP\)/)
+    await gw.waitFor('stderr', /reloaded \(SIGHUP\)/, 1_000)
+    expect(await bodyOf(gw, '/a')).toBe('200 two')
+    expect(gw.stderr.join('\n')).not.toContain('files changed')
     expect(gw.proc.exitCode).toBeNull()
   })
 
@@ -135,6 +141,8 @@ describe('hot reload', () => {
     let writing = true
     const failures: string[] = []
     const seen = new Set<string>()
+    // Resolved by the first client that gets an answer from version n.
+    const firstSeen = Array.from({ length: LAST + 1 }, () => Promise.withResolvers<void>())
     const deadline = Date.now() + 8_000
     const client = async () => {
       const versions: number[] = []
@@ -145,6 +153,7 @@ describe('hot reload', () => {
           if (res.status !== 200 || text !== 'upstream /v') failures.push(`${res.status} ${text}`)
           const v = Number(res.headers.get('x-version'))
           seen.add(String(v))
+          firstSeen[v]?.resolve()
           versions.push(v)
         } catch (err) {
           failures.push(String(err))
@@ -153,11 +162,12 @@ describe('hot reload', () => {
       return versions
     }
     const clients = Array.from({ length: 8 }, client)
+    // Each version is written once the previous one has answered a client.
     for (let n = 2; n <= LAST; n++) {
-      await Bun.sleep(450)
+      await firstSeen[n - 1]!.promise
       writeFileSync(join(dir, 'main.policy'), versioned(n))
     }
-    await Bun.sleep(300)
+    await firstSeen[LAST]!.promise
     writing = false
     const results = await Promise.all(clients)
     expect(failures).toEqual([])
@@ -177,12 +187,15 @@ describe('hot reload', () => {
     expect(line).toContain(`${join(dir, 'main.policy')}:4:1: error:`)
     await gw.waitFor('stderr', /reload \(files changed\) rejected; still serving version 1/)
     expect(await bodyOf(gw, '/a')).toBe('200 good1')
-    await Bun.sleep(300)
+    // Another try at the broken file keeps the old program too.
+    gw.proc.kill('SIGHUP')
+    await gw.waitFor('stderr', /reload \(SIGHUP\) rejected; still serving version 1/)
     expect(await bodyOf(gw, '/a')).toBe('200 good1')
     writeFileSync(join(dir, 'main.policy'), 'match GET /a { respond 200 text "good2" }\n')
-    await until(async () => (await bodyOf(gw, '/a')) === '200 good2', 1_500, 'the fixed program is loaded')
+    await gw.waitFor('stderr', /reloaded \(files changed\)/, 1_500)
+    expect(await bodyOf(gw, '/a')).toBe('200 good2')
     const metrics = await (await gw.admin('/metrics')).text()
-    expect(metrics).toMatch(/^gateway_reload_failures_total 1$/m)
+    expect(metrics).toMatch(/^gateway_reload_failures_total 2$/m)
     expect(metrics).toMatch(/^gateway_reloads_total 1$/m)
   })
 
@@ -237,7 +250,7 @@ describe('graceful shutdown', () => {
     const code = await Promise.race([gw.proc.exited, Bun.sleep(5_000).then(() => -1)])
     expect(code).toBe(0)
     // The access log line of the drained request made it out before exit.
-    await until(async () => gw.accessLog().some((e) => e.path === '/slow' && e.status === 200), 1_000, 'the drained request is logged')
+    await gw.waitFor('stdout', /"path":"\/slow".*"status":200/, 1_000)
   })
 
   test('SIGTERM while a response body is streaming: the body is delivered whole, exit 0', async () => {

@@ -9,6 +9,17 @@ let gw: RunningGateway
 let dir: string
 let port: number
 
+// Polls the collected output, like the helper's waitFor, for `n` lines matching `pattern`.
+async function lines(stream: string[], pattern: RegExp, n: number, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const hits = stream.filter((l) => pattern.test(l))
+    if (hits.length >= n) return hits
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} lines matching ${pattern}:\n${stream.join('\n')}`)
+    await Bun.sleep(10)
+  }
+}
+
 beforeAll(async () => {
   const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
   port = probe.port!
@@ -30,23 +41,28 @@ test('both workers serve the shared port and the primary prints one readiness li
 })
 
 test('/metrics adds up the workers', async () => {
-  await Bun.sleep(1_300) // workers report every second
-  const text = await (await gw.admin('/metrics')).text()
-  const line = text.split('\n').find((l) => l.startsWith('gateway_requests_total{route="GET /pid",status="200"'))
-  expect(Number(line?.split(' ').at(-1))).toBe(20)
+  // Workers report every second: ask until both reports hold the 20 requests.
+  const count = async () => {
+    const text = await (await gw.admin('/metrics')).text()
+    const line = text.split('\n').find((l) => l.startsWith('gateway_requests_total{route="GET /pid",status="200"'))
+    return Number(line?.split(' ').at(-1) ?? 0)
+  }
+  const deadline = Date.now() + 3_000
+  let n = await count()
+  while (n < 20 && Date.now() < deadline) {
+    await Bun.sleep(100)
+    n = await count()
+  }
+  expect(n).toBe(20)
 })
 
 test('POST /reload reloads every worker', async () => {
   writeFileSync(join(dir, 'main.policy'), 'match GET /pid { respond 200 text "v2" }\n')
   const res = await gw.admin('/reload', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   expect(res.status).toBe(200)
-  const deadline = Date.now() + 3_000
-  let seen: string[] = []
-  while (Date.now() < deadline) {
-    seen = await Promise.all(Array.from({ length: 10 }, () => gw.fetch('/pid').then((r) => r.text())))
-    if (seen.every((t) => t === 'v2')) break
-    await Bun.sleep(50)
-  }
+  // The primary signals the workers; each logs its own reload.
+  await lines(gw.stderr, /reloaded \(SIGHUP\)/, 2)
+  const seen = await Promise.all(Array.from({ length: 10 }, () => gw.fetch('/pid').then((r) => r.text())))
   expect(seen).toEqual(Array(10).fill('v2'))
 })
 

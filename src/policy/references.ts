@@ -1,7 +1,16 @@
 // References usable in values and templates: `param.id`, `request.header.X-Foo`, …
 // Each root says when it is valid (check time) and how to read it (compile time).
-import type { Binding, RouteInfo, TemplateMode } from '../directives/define.ts'
 import type { RequestContext } from '../runtime/context.ts'
+
+// What a route offers its templates: its captures and the identities its directives bind.
+export type Binding = 'app' | 'user' | 'jwt'
+export type TemplateMode = 'path' | 'text'
+
+export interface RouteInfo {
+  params: ReadonlyMap<string, { rest: boolean }>
+  binds: ReadonlySet<Binding>
+  label: string // `GET /api/{id}` for messages
+}
 
 type Getter = (ctx: RequestContext) => string | undefined
 

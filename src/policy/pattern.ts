@@ -1,7 +1,7 @@
 // Path patterns → router segments, with diagnostics for what cannot work.
-import type { Arg } from '../policy/ast.ts'
-import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
-import { spanOf } from '../policy/source.ts'
+import type { Arg } from './ast.ts'
+import { didYouMean, type DiagnosticBag } from './diagnostics.ts'
+import { spanOf } from './source.ts'
 import { normalizePath } from '../runtime/normalize.ts'
 import type { PatternSegment } from '../runtime/router.ts'
 
