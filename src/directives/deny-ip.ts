@@ -14,7 +14,8 @@ export default defineDirective({
     return cidrs && { cidrs }
   },
   compile(cfg) {
-    const denied = ipMatcher(cfg.cidrs)
+    // Fail closed: an address that cannot be read counts as denied.
+    const denied = ipMatcher(cfg.cidrs, true)
     return function denyIp(req) {
       return denied(req.ip) ? new GatewayError('forbidden', 'your address may not call this route') : undefined
     }

@@ -1,3 +1,4 @@
+import { removeParams } from '../runtime/query.ts'
 import { defineDirective } from './define.ts'
 import { queryName } from './values.ts'
 
@@ -15,9 +16,9 @@ export default defineDirective({
   compile(cfg) {
     const names = Object.freeze([...cfg.names])
     return function removeQuery(req) {
-      if (!req.rawQuery && !req.upstreamQuery) return undefined
-      const q = (req.upstreamQuery ??= new URLSearchParams(req.rawQuery))
-      for (const n of names) q.delete(n)
+      const raw = req.upstreamQuery ?? req.rawQuery
+      const edited = removeParams(raw, names)
+      if (edited !== raw) req.upstreamQuery = edited
       return undefined
     }
   },

@@ -1,3 +1,4 @@
+import { removeParam, setParam } from '../runtime/query.ts'
 import { defineDirective } from './define.ts'
 import { assignment, queryName } from './values.ts'
 
@@ -15,10 +16,10 @@ export default defineDirective({
     const value = ctx.template(cfg.value, 'text')
     const name = cfg.name
     return function setQuery(req) {
-      const q = (req.upstreamQuery ??= new URLSearchParams(req.rawQuery))
+      const raw = req.upstreamQuery ?? req.rawQuery
       const v = value(req)
-      if (v === undefined) q.delete(name)
-      else q.set(name, v)
+      // An absent reference removes the parameter rather than sending an empty one.
+      req.upstreamQuery = v === undefined ? removeParam(raw, name) : setParam(raw, name, v)
       return undefined
     }
   },

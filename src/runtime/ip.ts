@@ -55,14 +55,19 @@ export function parseIp(text: string): { v6: boolean; words: number[] } | null {
   return words && { v6: false, words }
 }
 
+// A range inside `::ffff:0:0/96` becomes the IPv4 range it maps, so that it matches the
+// same clients as its IPv4 spelling (clients in that space are parsed as IPv4 above).
 export function parseCidr(text: string): Cidr | null {
   const [addr, bits, extra] = text.split('/')
   if (extra !== undefined || addr === undefined) return null
-  const ip = text.includes(':') ? (parseV6(addr) ? { v6: true, words: parseV6(addr)! } : null) : parseIp(addr)
-  if (!ip) return null
-  const max = ip.v6 ? 128 : 32
+  const v6 = addr.includes(':')
+  const words = v6 ? parseV6(addr) : parseV4(addr)
+  if (!words) return null
+  const max = v6 ? 128 : 32
   if (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)) return null
-  return { v6: ip.v6, words: ip.words, prefix: bits === undefined ? max : Number(bits) }
+  const prefix = bits === undefined ? max : Number(bits)
+  if (v6 && prefix >= 96 && words[0] === 0 && words[1] === 0 && words[2] === 0xffff) return { v6: false, words: [words[3]!], prefix: prefix - 96 }
+  return { v6, words, prefix }
 }
 
 function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {
@@ -79,11 +84,14 @@ function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {
 
 export type IpMatcher = (ip: string) => boolean
 
-export function ipMatcher(cidrs: readonly Cidr[]): IpMatcher {
+// `unreadable` answers for an address that does not parse (empty when the peer is
+// unknown, garbage from a trusted proxy's X-Forwarded-For). An allow list and trusted
+// proxies want `false`; a deny list wants `true`, so that it fails closed.
+export function ipMatcher(cidrs: readonly Cidr[], unreadable = false): IpMatcher {
   const list = Object.freeze([...cidrs])
   return function matchIp(text) {
     const ip = parseIp(text)
-    if (!ip) return false
+    if (!ip) return unreadable
     for (const c of list) if (contains(c, ip)) return true
     return false
   }
