@@ -1,14 +1,34 @@
 // Prometheus text exposition of the gateway's counters and histograms.
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+// Counts per bucket (not cumulative) while recording, so an observation touches one slot;
+// snapshots and /metrics give the cumulative counts Prometheus expects.
 class Histogram {
-  readonly counts = new Array<number>(BUCKETS.length).fill(0)
+  readonly counts = new Array<number>(BUCKETS.length + 1).fill(0) // the last slot is above 10 s
   sum = 0
   count = 0
   observe(seconds: number): void {
     this.sum += seconds
     this.count++
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.counts[i]!++
+    let i = 0
+    while (i < BUCKETS.length && !(seconds <= BUCKETS[i]!)) i++
+    this.counts[i]!++
+  }
+  cumulative(): number[] {
+    const out = new Array<number>(BUCKETS.length)
+    let n = 0
+    for (let i = 0; i < BUCKETS.length; i++) out[i] = n += this.counts[i]!
+    return out
+  }
+  addCumulative(counts: number[], sum: number, count: number): void {
+    let below = 0
+    for (let i = 0; i < BUCKETS.length; i++) {
+      this.counts[i]! += counts[i]! - below
+      below = counts[i]!
+    }
+    this.counts[BUCKETS.length]! += count - below
+    this.sum += sum
+    this.count += count
   }
 }
 
@@ -25,41 +45,93 @@ export interface MetricsSnapshot {
   counters: [string, number][]
 }
 
+type Series = { labels: Record<string, string>; n: number }
+type HistSeries = { labels: Record<string, string>; h: Histogram }
+// One status and code of a route: its counter, and the counter an error code also adds to.
+type Cell = { series: Series; also: string | null }
+
+const ALSO = new Map([
+  ['rate_limited', 'gateway_throttled_total'],
+  ['quota_exceeded', 'gateway_throttled_total'],
+  ['unauthenticated', 'gateway_auth_failures_total'],
+  ['forbidden', 'gateway_auth_failures_total'],
+  ['store_unavailable', 'gateway_store_errors_total'],
+])
+
+// Everything one route records per request, found without building a label key once a
+// status and code have been seen.
+export class RouteSeries {
+  private readonly cells = new Map<number, Map<string | null, Cell>>()
+  private latency: Histogram | null = null // made on the first request: no empty series
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly route: string,
+  ) {}
+
+  record(status: number, code: string | null, seconds: number, upstream: string | null, upstreamSeconds: number | null): void {
+    let byCode = this.cells.get(status)
+    if (byCode === undefined) this.cells.set(status, (byCode = new Map()))
+    let cell = byCode.get(code)
+    if (cell === undefined) byCode.set(code, (cell = this.metrics.cell(this.route, status, code)))
+    cell.series.n++
+    const latency = this.latency ?? (this.latency = this.metrics.latencyHistogram(this.route))
+    latency.observe(seconds)
+    if (upstream !== null && upstreamSeconds !== null) this.metrics.upstreamHistogram(upstream).observe(upstreamSeconds)
+    if (cell.also !== null) this.metrics.inc(cell.also)
+  }
+}
+
 export class Metrics {
-  private readonly requests = new Map<string, { labels: Record<string, string>; n: number }>()
-  private readonly latency = new Map<string, { labels: Record<string, string>; h: Histogram }>()
-  private readonly upstreamLatency = new Map<string, { labels: Record<string, string>; h: Histogram }>()
+  private readonly requests = new Map<string, Series>()
+  private readonly latency = new Map<string, HistSeries>()
+  private readonly upstreamLatency = new Map<string, HistSeries>()
   private readonly counters = new Map<string, number>()
+  private readonly routes = new Map<string, RouteSeries>()
+
+  // The per-request handle of a route (null: requests that matched none); ids outlive reloads.
+  routeSeries(route: string | null): RouteSeries {
+    const r = route ?? ''
+    let s = this.routes.get(r)
+    if (s === undefined) this.routes.set(r, (s = new RouteSeries(this, r)))
+    return s
+  }
 
   request(route: string | null, status: number, code: string | null, seconds: number, upstream: string | null, upstreamSeconds: number | null): void {
-    const r = route ?? ''
-    const key = `${r}\0${status}\0${code ?? ''}`
-    const c = this.requests.get(key)
-    if (c) c.n++
-    else this.requests.set(key, { labels: { route: r, status: String(status), code: code ?? '' }, n: 1 })
-    this.hist(this.latency, r, { route: r }).observe(seconds)
-    if (upstream && upstreamSeconds !== null) this.hist(this.upstreamLatency, upstream, { upstream }).observe(upstreamSeconds)
-    if (code === 'rate_limited' || code === 'quota_exceeded') this.inc('gateway_throttled_total')
-    if (code === 'unauthenticated' || code === 'forbidden') this.inc('gateway_auth_failures_total')
-    if (code === 'store_unavailable') this.inc('gateway_store_errors_total')
+    this.routeSeries(route).record(status, code, seconds, upstream, upstreamSeconds)
+  }
+
+  cell(route: string, status: number, code: string | null): Cell {
+    const key = `${route}\0${status}\0${code ?? ''}`
+    let series = this.requests.get(key)
+    if (series === undefined) this.requests.set(key, (series = { labels: { route, status: String(status), code: code ?? '' }, n: 0 }))
+    return { series, also: code === null ? null : (ALSO.get(code) ?? null) }
+  }
+
+  latencyHistogram(route: string): Histogram {
+    return this.hist(this.latency, route, 'route')
+  }
+
+  upstreamHistogram(upstream: string): Histogram {
+    return this.hist(this.upstreamLatency, upstream, 'upstream')
   }
 
   inc(name: string, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by)
   }
 
-  private hist(map: Map<string, { labels: Record<string, string>; h: Histogram }>, key: string, l: Record<string, string>): Histogram {
+  private hist(map: Map<string, HistSeries>, key: string, label: string, l?: Record<string, string>): Histogram {
     let e = map.get(key)
-    if (!e) map.set(key, (e = { labels: l, h: new Histogram() }))
+    if (!e) map.set(key, (e = { labels: l ?? { [label]: key }, h: new Histogram() }))
     return e.h
   }
 
   // Worker processes send snapshots to the primary, which adds them up for /metrics.
   snapshot(): MetricsSnapshot {
-    const hists = (m: Map<string, { labels: Record<string, string>; h: Histogram }>) =>
+    const hists = (m: Map<string, HistSeries>) =>
       [...m].map(
         ([k, { labels: l, h }]) =>
-          [k, { labels: l, counts: [...h.counts], sum: h.sum, count: h.count }] as [
+          [k, { labels: l, counts: h.cumulative(), sum: h.sum, count: h.count }] as [
             string,
             Labelled<{ counts: number[]; sum: number; count: number }>,
           ],
@@ -78,16 +150,8 @@ export class Metrics {
       if (c) c.n += v.n
       else this.requests.set(k, { labels: v.labels, n: v.n })
     }
-    const addHists = (into: Map<string, { labels: Record<string, string>; h: Histogram }>, from: MetricsSnapshot['latency']) => {
-      for (const [k, v] of from) {
-        const h = this.hist(into, k, v.labels)
-        v.counts.forEach((n, i) => (h.counts[i]! += n))
-        h.sum += v.sum
-        h.count += v.count
-      }
-    }
-    addHists(this.latency, s.latency)
-    addHists(this.upstreamLatency, s.upstreamLatency)
+    for (const [k, v] of s.latency) this.hist(this.latency, k, 'route', v.labels).addCumulative(v.counts, v.sum, v.count)
+    for (const [k, v] of s.upstreamLatency) this.hist(this.upstreamLatency, k, 'upstream', v.labels).addCumulative(v.counts, v.sum, v.count)
     for (const [k, n] of s.counters) this.inc(k, n)
   }
 
@@ -109,10 +173,11 @@ export class Metrics {
     return `${out.join('\n')}\n`
   }
 
-  private renderHist(out: string[], name: string, help: string, map: Map<string, { labels: Record<string, string>; h: Histogram }>): void {
+  private renderHist(out: string[], name: string, help: string, map: Map<string, HistSeries>): void {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
     for (const { labels: l, h } of map.values()) {
-      BUCKETS.forEach((b, i) => out.push(`${name}_bucket${labels({ ...l, le: String(b) })} ${h.counts[i]}`))
+      const counts = h.cumulative()
+      BUCKETS.forEach((b, i) => out.push(`${name}_bucket${labels({ ...l, le: String(b) })} ${counts[i]}`))
       out.push(`${name}_bucket${labels({ ...l, le: '+Inf' })} ${h.count}`, `${name}_sum${labels(l)} ${h.sum}`, `${name}_count${labels(l)} ${h.count}`)
     }
   }
