@@ -2,26 +2,41 @@ import type { Subprocess } from 'bun'
 
 const live = new Set<Subprocess>()
 
-/** Spawns a child that is SIGKILLed if this process exits, fails or is interrupted first. */
+/**
+ * Spawns a child in its own process group (so its own children, e.g. nginx or gateway
+ * workers, go with it) that is SIGKILLed if this process exits, fails or is interrupted first.
+ */
 export function spawnChild(cmd: string[], cwd: string): Subprocess<'pipe', 'pipe', 'pipe'> {
-  const child = Bun.spawn(cmd, { cwd, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+  const child = Bun.spawn(cmd, { cwd, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', detached: true })
   live.add(child)
   void child.exited.then(() => live.delete(child))
   return child
 }
 
+function killGroup(child: Subprocess): void {
+  try {
+    process.kill(-child.pid, 'SIGKILL')
+  } catch {
+    // the group is already gone
+  }
+}
+
 export function killAll(): void {
-  for (const child of live) child.kill('SIGKILL')
+  for (const child of live) {
+    child.kill('SIGKILL')
+    killGroup(child)
+  }
   live.clear()
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`. Resolves to the exit code, or null if it had to be killed. */
+/** SIGTERM, then SIGKILL after `graceMs`; then SIGKILL for any leftovers of its group. Resolves to the exit code, or null if it had to be killed. */
 export async function stop(child: Subprocess, graceMs: number): Promise<number | null> {
   child.kill('SIGTERM')
   const timer = new Promise<null>((resolve) => setTimeout(resolve, graceMs, null))
   const code = await Promise.race([child.exited, timer])
   if (code === null) child.kill('SIGKILL')
   await child.exited
+  killGroup(child)
   return code
 }
 

@@ -2,25 +2,33 @@ import { cpus } from 'node:os'
 import type { LoadResult } from './stats.ts'
 
 const ms = (n: number) => n.toFixed(2)
+const signed = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
 
 export function machineLine(): string {
   const cores = cpus()
   return `machine: nproc ${cores.length}, ${cores[0]?.model.trim() ?? 'unknown cpu'}, ${process.platform}-${process.arch}, bun ${Bun.version}`
 }
 
+/**
+ * target, req/s, p50, p99, then req/s relative to nginx (only when it has a row) and to
+ * the bare fetch proxy, and the p99 added over the bare fetch proxy.
+ */
 export function table(rows: [string, LoadResult][]): string {
-  const head = ['target', 'requests', 'errors', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms']
-  const body = rows.map(([name, r]) => [name, String(r.requests), String(r.errors), r.rps.toFixed(0), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max)])
+  const nginx = rows.find(([name]) => name === 'nginx')?.[1]
+  const bare = rows.find(([name]) => name === 'bare-fetch')?.[1]
+  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', ...(nginx ? ['req/s vs nginx'] : []), 'req/s vs bare-fetch', 'p99 added vs bare-fetch']
+  const body = rows.map(([name, r]) => [
+    name,
+    r.rps.toFixed(0),
+    ms(r.p50),
+    ms(r.p99),
+    ...(nginx ? [`${(r.rps / nginx.rps).toFixed(2)}x`] : []),
+    bare ? `${(r.rps / bare.rps).toFixed(2)}x` : '-',
+    bare ? `${signed(r.p99 - bare.p99)} ms` : '-',
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)))
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
   return [line(head), ...body.map(line)].join('\n')
-}
-
-export function comparison(direct: LoadResult, gateway: LoadResult): string {
-  return [
-    `gateway/direct req/s: ${(gateway.rps / direct.rps).toFixed(2)}x`,
-    `added latency: p50 +${ms(gateway.p50 - direct.p50)} ms, p99 +${ms(gateway.p99 - direct.p99)} ms`,
-  ].join('\n')
 }
 
 export function errorRate(r: LoadResult): number {

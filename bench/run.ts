@@ -1,107 +1,104 @@
-// Benchmark: the same load straight at an upstream, then through the gateway.
-// bun bench/run.ts [--connections 32] [--duration 10] [--warmup 1] [--max-requests 1000000]
-//                  [--ready-timeout 15] [--direct-only]
-import { join } from 'node:path'
-import { parseArgs } from 'node:util'
-import { spawnChild, stop, watchChild, freePorts } from './children.ts'
-import { writeBenchPolicies, EXTRA_ROUTES } from './policy.ts'
+// Benchmark: the same small GET straight at the upstream and through each proxy, side by side.
+// See bench/README.md; `bun bench/run.ts --help` for the flags.
+import { freePorts } from './children.ts'
+import { generatorName, measure, type LoadSettings } from './generator.ts'
+import { findNginx, startNginx } from './nginx.ts'
+import { parseOptions, USAGE, type Row } from './options.ts'
+import { choosePinning } from './pinning.ts'
+import { EXTRA_ROUTES } from './policy.ts'
 import { probe } from './probe.ts'
-import { comparison, errorRate, machineLine, table } from './report.ts'
-import { seconds, type LoadResult } from './stats.ts'
+import { errorRate, machineLine, table } from './report.ts'
+import { combine, seconds, type LoadResult } from './stats.ts'
+import { startGateway, startScript, stopGateway, type Gateway } from './targets.ts'
 
-const { values: opts } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '32' },
-    duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '1' },
-    'max-requests': { type: 'string', default: '1000000' },
-    'ready-timeout': { type: 'string', default: '15' },
-    'direct-only': { type: 'boolean', default: false },
-  },
-  strict: true,
-})
-
-const root = join(import.meta.dir, '..')
-const bun = process.execPath
-const READY = 'listening on http://'
 const MAX_ERROR_RATE = 0.01
 const REQUEST_HEADERS = { 'X-Debug': '1', Accept: 'application/json' }
-
-function prefixed(name: string, limit: number): (line: string) => void {
-  let seen = 0
-  return (line) => {
-    seen++
-    if (seen <= limit) console.error(`[${name}] ${line}`)
-    else if (seen === limit + 1) console.error(`[${name}] (more stderr not shown)`)
-  }
+const ORDER = '/orders/1'
+// The path each row requests, and whether its route applies the header directives.
+const PATHS: Record<Row, [string, boolean]> = {
+  direct: [ORDER, false],
+  nginx: [ORDER, false],
+  'bare-fetch': [ORDER, false],
+  'bare-socket': [ORDER, false],
+  'gateway-plain': [`/plain${ORDER}`, false],
+  gateway: [`/api/v1${ORDER}`, true],
+  'gateway-workers': [`/api/v1${ORDER}`, true],
 }
 
-async function startUpstream(): Promise<string> {
-  const child = spawnChild([bun, 'bench/upstream.ts', '--exit-on-stdin-close'], root)
-  const line = await watchChild(child, (l) => l.includes(READY), 10_000, prefixed('upstream', 20)).ready
-  const url = /http:\/\/\S+/.exec(line)?.[0]
-  if (!url) throw new Error(`upstream: no address in "${line}"`)
-  return url
-}
-
-async function load(url: string): Promise<LoadResult> {
-  const args = ['--url', url, '--connections', opts.connections, '--duration', opts.duration]
-  args.push('--warmup', opts.warmup, '--max-requests', opts['max-requests'])
-  for (const [name, value] of Object.entries(REQUEST_HEADERS)) args.push('--header', `${name}: ${value}`)
-  const child = spawnChild([bun, 'bench/load.ts', ...args], root)
-  const limitMs = (seconds(opts.warmup) + seconds(opts.duration) + 15) * 1000
-  const killer = setTimeout(() => child.kill('SIGKILL'), limitMs)
-  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
-  clearTimeout(killer)
-  if (code !== 0) throw new Error(`load generator exited with ${code}: ${err.trim()}`)
-  return JSON.parse(out.trim().split('\n').at(-1) ?? '') as LoadResult
+if (process.argv.includes('--help')) {
+  console.log(USAGE)
+  process.exit(0)
 }
 
 async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2))
+  const pin = choosePinning(opts.pin)
+  const wrk = opts.load === 'bun' ? null : Bun.which('wrk')
+  if (opts.load === 'wrk' && !wrk) throw new Error('--load wrk: wrk not found on PATH')
+  const load: LoadSettings = {
+    wrk,
+    prefix: pin.side,
+    connections: opts.connections,
+    duration: opts.duration,
+    warmup: opts.warmup,
+    maxRequests: opts.maxRequests,
+    headers: REQUEST_HEADERS,
+  }
+  const readyMs = seconds(opts.readyTimeout) * 1000
   console.log(machineLine())
-  console.log(`load: ${opts.connections} connections, ${opts.warmup}s warm-up, ${opts.duration}s measured\n`)
-  const upstream = await startUpstream()
-  const directUrl = `${upstream}/orders/1`
-  const rows: [string, LoadResult][] = []
-
-  if (opts['direct-only']) {
-    rows.push(['direct', await load(directUrl)])
-    console.log(table(rows))
-    return rows.some(([, r]) => errorRate(r) > MAX_ERROR_RATE) ? 1 : 0
-  }
-
-  const policies = await writeBenchPolicies(join(root, 'bench/policies'), upstream)
-  const [port, adminPort] = freePorts(2)
-  const gateway = spawnChild(
-    [bun, 'src/cli/main.ts', '--policies', policies, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort), '--no-watch'],
-    root,
+  console.log(pin.describe(opts.rows.includes('gateway-workers') ? opts.workers : 1))
+  console.log(
+    `load: ${generatorName(load)}, ${opts.connections} connections, ${opts.warmup}s warm-up, ${opts.duration}s measured, ${opts.repeat} run(s) per row\n`,
   )
-  const watched = watchChild(gateway, (l) => l.includes(READY), seconds(opts['ready-timeout']) * 1000, prefixed('gateway', 20))
-  try {
-    await watched.ready
-  } catch (err) {
-    console.error(`gateway: ${(err as Error).message}; its last output:\n  ${watched.tail.join('\n  ')}`)
-    return 1
+
+  const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
+  const bases = new Map<Row, string>([['direct', upstream]])
+  const gateways: [string, Gateway][] = []
+  const notes: string[] = []
+  for (const row of opts.rows) {
+    if (row === 'nginx') {
+      const binary = findNginx()
+      if (!binary) {
+        notes.push('nginx: not found on PATH or at /usr/sbin/nginx; row skipped')
+        continue
+      }
+      const [port = 0] = freePorts(1)
+      await startNginx(binary, pin.proxy(), port, upstream, ORDER, readyMs)
+      bases.set(row, `http://127.0.0.1:${port}`)
+    } else if (row === 'bare-fetch' || row === 'bare-socket') {
+      bases.set(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
+    } else if (row === 'gateway-plain' || row === 'gateway') {
+      if (!gateways.some(([name]) => name === 'gateway')) gateways.push(['gateway', await startGateway('gateway', upstream, 1, pin.proxy(), readyMs)])
+      bases.set(row, gateways.find(([name]) => name === 'gateway')?.[1].url ?? '')
+    } else if (row === 'gateway-workers') {
+      const name = `gateway --workers ${opts.workers}`
+      const gw = await startGateway(name, upstream, opts.workers, pin.proxy(opts.workers), readyMs)
+      gateways.push([name, gw])
+      bases.set(row, gw.url)
+    }
+    const what = row === 'gateway-workers' ? `${row} (--workers ${opts.workers})` : row
+    if (row !== 'direct' && bases.has(row)) console.log(`${what} ready on ${bases.get(row)}`)
   }
-  console.log(`gateway ready on 127.0.0.1:${port} with ${EXTRA_ROUTES + 1} routes`)
 
-  const gatewayBase = `http://127.0.0.1:${port}`
-  const gatewayUrl = `${gatewayBase}/api/v1/orders/1`
-  const problems = [
-    ...(await probe(directUrl, gatewayUrl, REQUEST_HEADERS, true)),
-    ...(await probe(`${upstream}/items/7`, `${gatewayBase}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)),
-  ]
-  for (const p of problems) console.error(`WARNING gateway probe: ${p}`)
+  const targets = opts.rows.filter((row) => bases.has(row))
+  for (const row of targets) {
+    const [path, transformed] = PATHS[row]
+    const base = bases.get(row) ?? ''
+    const problems = row === 'direct' ? [] : await probe(`${upstream}${ORDER}`, `${base}${path}`, REQUEST_HEADERS, transformed)
+    if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
+    for (const p of problems) console.error(`WARNING ${row} probe: ${p}`)
+  }
 
-  rows.push(['direct', await load(directUrl)])
-  rows.push(['gateway', await load(gatewayUrl)])
+  const runs = new Map<Row, LoadResult[]>(targets.map((row) => [row, []]))
+  for (let i = 0; i < opts.repeat; i++) {
+    // Round-robin, so slow drifts of a shared machine spread over all rows.
+    for (const row of targets) runs.get(row)?.push(await measure(`${bases.get(row)}${PATHS[row][0]}`, load))
+  }
+  for (const [name, gw] of gateways) await stopGateway(name, gw)
 
-  const code = await stop(gateway, 5_000)
-  if (code !== 0) console.error(`WARNING gateway: ${code === null ? 'still running 5 s after SIGTERM' : `exited with ${code} after SIGTERM`}`)
-
+  const rows: [string, LoadResult][] = targets.map((row) => [row, combine(runs.get(row) ?? [])])
   console.log(`\n${table(rows)}\n`)
-  const [direct, through] = rows.map(([, r]) => r)
-  if (direct && through) console.log(comparison(direct, through))
+  for (const note of notes) console.log(note)
   let status = 0
   for (const [name, r] of rows) {
     if (Object.keys(r.errorKinds).length > 0) console.log(`${name} errors: ${JSON.stringify(r.errorKinds)}`)

@@ -39,3 +39,28 @@ export function summarize(latencies: Float64Array, errors: number, errorKinds: R
     max: percentile(sorted, 100),
   }
 }
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2
+}
+
+/** Several runs of one row: the median of each rate and percentile; requests and errors summed. */
+export function combine(runs: LoadResult[]): LoadResult {
+  const errorKinds: Record<string, number> = {}
+  for (const r of runs) for (const [kind, n] of Object.entries(r.errorKinds)) errorKinds[kind] = (errorKinds[kind] ?? 0) + n
+  const sum = (pick: (r: LoadResult) => number) => runs.reduce((a, r) => a + pick(r), 0)
+  const mid = (pick: (r: LoadResult) => number) => median(runs.map(pick))
+  return {
+    requests: sum((r) => r.requests),
+    errors: sum((r) => r.errors),
+    errorKinds,
+    elapsedMs: sum((r) => r.elapsedMs),
+    rps: mid((r) => r.rps),
+    p50: mid((r) => r.p50),
+    p90: mid((r) => r.p90),
+    p99: mid((r) => r.p99),
+    max: Math.max(...runs.map((r) => r.max)),
+  }
+}

@@ -1,5 +1,6 @@
 // The benchmark upstream: answers GET …/orders/:id and …/items/:id with ~200 bytes of JSON.
 // Prints `listening on http://127.0.0.1:PORT`. With --exit-on-stdin-close it dies with its parent.
+import { exitWithParent } from './lifeline.ts'
 
 function order(id: string): string {
   return JSON.stringify({
@@ -34,12 +35,4 @@ const server = Bun.serve({
 
 console.log(`listening on http://127.0.0.1:${server.port}`)
 
-async function exitWithParent(): Promise<void> {
-  for await (const _ of Bun.stdin.stream()) {
-    // nothing is ever sent; EOF means the parent is gone
-  }
-  server.stop(true)
-  process.exit(0)
-}
-
-if (process.argv.includes('--exit-on-stdin-close')) void exitWithParent()
+exitWithParent(() => server.stop(true))
