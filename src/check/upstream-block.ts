@@ -1,12 +1,15 @@
 // `upstream NAME { … }`: targets, balancing, timeout, retries and active health checks.
 import type { ArgCursor } from '../policy/cursor.ts'
 import type { Span } from '../policy/source.ts'
-import type { HealthCheck, RetryPolicy } from '../runtime/upstream.ts'
+import type { HealthCheck, PassiveHealth, RetryPolicy } from '../runtime/upstream.ts'
 import type { BlockKind } from './blocks.ts'
 
 export interface UpstreamConfig {
   targets: { url: URL; weight: number; span: Span }[]
   timeoutMs?: number
+  connectTimeoutMs?: number
+  idleTimeoutMs?: number
+  passive?: PassiveHealth | null // null: `passive-health off`
   balance: 'round-robin' | 'least-conn'
   retry?: RetryPolicy
   retryUnsafe: boolean
@@ -36,7 +39,6 @@ function retryConditions(a: ArgCursor): RetryPolicy['on'] | undefined {
 export const upstreamBlock: BlockKind<UpstreamConfig> = {
   kind: 'upstream',
   init: () => ({ targets: [], balance: 'round-robin', retryUnsafe: false }),
-  unavailable: { 'connect-timeout': "Bun's fetch cannot bound the connection alone; 'timeout' bounds the whole response" },
   fields: [
     {
       name: 'target',
@@ -61,6 +63,43 @@ export const upstreamBlock: BlockKind<UpstreamConfig> = {
       },
     },
     {
+      name: 'connect-timeout',
+      usage: 'connect-timeout DURATION',
+      read(a, into) {
+        into.connectTimeoutMs = a.duration()
+        a.end()
+      },
+    },
+    {
+      name: 'idle-timeout',
+      usage: 'idle-timeout DURATION',
+      read(a, into) {
+        into.idleTimeoutMs = a.duration()
+        a.end()
+      },
+    },
+    {
+      name: 'passive-health',
+      usage: 'passive-health fails N [cooldown DURATION] | off',
+      read(a, into) {
+        if (a.accept('off')) {
+          into.passive = null
+          return void a.end()
+        }
+        if (!a.accept('fails')) return void a.fail('missing-argument', "'passive-health' expects 'fails N [cooldown DURATION]' or 'off'")
+        const fails = a.integer("'fails'", 1, 1000)
+        if (fails === undefined) return
+        let cooldownMs = 10_000
+        if (a.accept('cooldown')) {
+          const ms = a.duration()
+          if (ms === undefined) return
+          cooldownMs = ms
+        }
+        a.end()
+        into.passive = { fails, cooldownMs }
+      },
+    },
+    {
       name: 'balance',
       usage: 'balance round-robin | least-conn',
       read(a, into) {
@@ -71,15 +110,21 @@ export const upstreamBlock: BlockKind<UpstreamConfig> = {
     },
     {
       name: 'retry',
-      usage: 'retry N [on connect-error, timeout, 502, 503] [retry-unsafe]',
+      usage: 'retry N [on connect-error, timeout, 502, 503] [within DURATION] [retry-unsafe]',
       read(a, into) {
         const count = a.integer('a number of retries', 1, 10)
         if (count === undefined) return
         const on = a.accept('on') ? retryConditions(a) : { connectError: true, timeout: false, statuses: [] }
         if (!on) return
+        const retry: RetryPolicy = { count, on }
+        if (a.accept('within')) {
+          const ms = a.duration()
+          if (ms === undefined) return
+          retry.withinMs = ms
+        }
         if (a.accept('retry-unsafe')) into.retryUnsafe = true
         a.end()
-        into.retry = { count, on }
+        into.retry = retry
       },
     },
     {

@@ -22,6 +22,7 @@ const flagSpec = {
   watch: { type: 'boolean' },
   'no-watch': { type: 'boolean' },
   'log-format': { type: 'string' },
+  'idle-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -40,6 +41,7 @@ const envOf: Record<string, string> = {
   'admin-token': 'GATEWAY_ADMIN_TOKEN',
   watch: 'GATEWAY_WATCH',
   'log-format': 'GATEWAY_LOG_FORMAT',
+  'idle-timeout': 'GATEWAY_IDLE_TIMEOUT',
 }
 
 const port = (name: string) =>
@@ -85,6 +87,13 @@ const Options = z
       .default('true')
       .transform((w) => w === 'true' || w === '1'),
     'log-format': z.enum(['json', 'pretty'], { message: '--log-format must be json or pretty' }).optional(),
+    // Seconds a client connection may sit idle between requests (Bun's limit is 255).
+    'idle-timeout': z
+      .string()
+      .regex(/^\d+$/, '--idle-timeout must be a whole number of seconds')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 255, '--idle-timeout must be from 1 to 255 seconds')
+      .default(120),
   })
   .refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
 
@@ -98,7 +107,7 @@ export const HELP = `usage:
 options (flag, then environment variable):
   --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL
   --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
-  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty`
+  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty  --idle-timeout SECONDS`
 
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): GatewayOptions {
   let parsed

@@ -38,7 +38,8 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const log = new AccessLog(stdoutWriter(), opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json'))
   const observer = createObserver(log, metrics)
   const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
-  const first = buildProgram(opts.policies, { trustProxy, observer })
+  // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
+  const first = buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const store = opts.redis ? redisStore(opts.redis) : memoryStore()
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
@@ -54,6 +55,8 @@ async function serve(opts: GatewayOptions): Promise<void> {
       trustProxy,
       watch: opts.watch,
       reusePort: opts.workers > 1,
+      idleTimeout: opts['idle-timeout'],
+      healthChecks: !primary,
       observer,
       log,
       metrics,

@@ -9,7 +9,7 @@ import { canonicalName } from '../runtime/headers.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import { Program } from '../runtime/program.ts'
 import { Router } from '../runtime/router.ts'
-import { createPool, DEFAULT_UPSTREAM_TIMEOUT_MS, type UpstreamPool } from '../runtime/upstream.ts'
+import { createPool, DEFAULT_PASSIVE, DEFAULT_TIMEOUTS, type UpstreamPool } from '../runtime/upstream.ts'
 import { compileTemplate } from './templates.ts'
 
 export interface CompileOptions {
@@ -18,6 +18,12 @@ export interface CompileOptions {
   version: number
   // Tests point named upstreams at mock servers: name → base URL.
   upstreams?: Readonly<Record<string, string>>
+  // false: this process runs no active health checks (the --workers primary, which serves nothing).
+  healthChecks?: boolean
+}
+
+function perStage<T>(): Record<Stage, T[]> {
+  return Object.fromEntries(STAGES.map((s) => [s, []])) as unknown as Record<Stage, T[]>
 }
 
 function compileRoute(
@@ -33,8 +39,8 @@ function compileRoute(
     template: (t, mode) => compileTemplate(t, mode),
     onDispose: (fn) => disposers.push(fn),
   }
-  const fns: Record<Stage, unknown[]> = { access: [], rewrite: [], proxy: [], response: [], log: [] }
-  const stageNames: Record<Stage, string[]> = { access: [], rewrite: [], proxy: [], response: [], log: [] }
+  const fns = perStage<unknown>()
+  const stageNames = perStage<string>()
   const protectedHeaders = new Set<string>()
   // Defaults come first in `uses`, then the route's own, in source order.
   for (const stage of STAGES) {
@@ -80,11 +86,17 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
     const pool = createPool({
       name,
       targets: override ? [{ url: new URL(override), weight: 1 }] : u.targets,
-      timeoutMs: u.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+      timeouts: {
+        connectMs: u.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectMs,
+        headersMs: u.timeoutMs ?? DEFAULT_TIMEOUTS.headersMs,
+        idleMs: u.idleTimeoutMs ?? u.timeoutMs ?? DEFAULT_TIMEOUTS.idleMs,
+      },
       balance: u.balance,
       retry: u.retry ?? null,
       retryUnsafe: u.retryUnsafe,
       health: u.health ?? null,
+      passive: u.passive === undefined ? DEFAULT_PASSIVE : u.passive,
+      probes: opts.healthChecks !== false,
     })
     pools.set(name, pool)
     disposers.push(() => pool.dispose())
@@ -96,11 +108,12 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
       p = createPool({
         name: url.origin,
         targets: [{ url, weight: 1 }],
-        timeoutMs: DEFAULT_UPSTREAM_TIMEOUT_MS,
+        timeouts: DEFAULT_TIMEOUTS,
         balance: 'round-robin',
         retry: null,
         retryUnsafe: false,
         health: null,
+        passive: null,
       })
       inlinePools.set(url.href, p)
     }

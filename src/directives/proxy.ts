@@ -2,17 +2,18 @@ import { parseUrl } from '../policy/cursor.ts'
 import { didYouMean } from '../policy/diagnostics.ts'
 import type { Span } from '../policy/source.ts'
 import { proxyTo } from '../runtime/proxy.ts'
+import { proxyWebSocket } from '../runtime/websocket.ts'
 import { defineDirective } from './define.ts'
 
-type ProxyConfig = { upstream: { name: string; span: Span } | { url: URL }; timeoutMs?: number }
+type ProxyConfig = { upstream: { name: string; span: Span } | { url: URL }; timeoutMs?: number; websocket?: boolean }
 
 export default defineDirective({
   name: 'proxy',
   stage: 'proxy',
   terminal: true,
   places: ['route'],
-  usage: 'proxy UPSTREAM | http://host:port[/base] [timeout DURATION]',
-  summary: 'Forwards the request to a named upstream or a URL, streaming both ways; 502 when unreachable, 504 on timeout.',
+  usage: 'proxy UPSTREAM | http://host:port[/base] [timeout DURATION] [websocket]',
+  summary: 'Forwards the request to a named upstream or a URL, streaming both ways; 502 when unreachable, 504 when it does not answer in time.',
   read(a): ProxyConfig | undefined {
     const arg = a.expect(['word', 'url'], 'an upstream name or a URL')
     if (!arg) return undefined
@@ -28,10 +29,11 @@ export default defineDirective({
       if (ms === undefined) return undefined
       cfg.timeoutMs = ms
     }
+    if (a.accept('websocket')) cfg.websocket = true
     a.end()
     return cfg
   },
-  describe: (cfg) => `proxy ${'name' in cfg.upstream ? cfg.upstream.name : cfg.upstream.url.href}`,
+  describe: (cfg) => `proxy ${'name' in cfg.upstream ? cfg.upstream.name : cfg.upstream.url.href}${cfg.websocket ? ' websocket' : ''}`,
   check(cfg, ctx) {
     if (!('name' in cfg.upstream) || ctx.upstreams.has(cfg.upstream.name)) return
     const { name, span } = cfg.upstream
@@ -45,9 +47,14 @@ export default defineDirective({
   },
   compile(cfg, ctx) {
     const pool = 'name' in cfg.upstream ? ctx.upstream(cfg.upstream.name) : ctx.inlineUpstream(cfg.upstream.url)
-    const timeoutMs = cfg.timeoutMs ?? pool.timeoutMs
+    // `proxy … timeout D` bounds the wait for the answer and each silence within it.
+    const timeouts = cfg.timeoutMs === undefined ? pool.timeouts : { ...pool.timeouts, headersMs: cfg.timeoutMs, idleMs: cfg.timeoutMs }
+    if (cfg.websocket)
+      return function proxyWithWebSocket(req) {
+        return req.upgrade ? proxyWebSocket(req, pool, timeouts) : proxyTo(req, pool, timeouts)
+      }
     return function proxy(req) {
-      return proxyTo(req, pool, timeoutMs)
+      return proxyTo(req, pool, timeouts)
     }
   },
 })

@@ -1,5 +1,6 @@
 // What one request carries through the stages, and the shape of a compiled route.
 import type { GatewayError } from './gateway-error.ts'
+import type { Upgrade } from './websocket.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -21,8 +22,11 @@ export interface RequestContext {
   readonly route: CompiledRoute
   // What the upstream will get; the rewrite stage edits these.
   upstreamPath: string
-  upstreamQuery: URLSearchParams | null // null = pass rawQuery through untouched
-  upstreamHeaders: Headers
+  upstreamQuery: string | null // raw, without `?`; null = pass rawQuery through untouched
+  // The headers the upstream gets, built on first use (routes that edit them); the proxy
+  // otherwise writes them straight from the client's headers.
+  readonly upstreamHeaders: Headers
+  upstreamHeaderLines(): string
   // Extra headers for every response of this request, errors included (e.g. Deprecation).
   responseHeaders: [string, string][] | null
   bodyLimit: number | null
@@ -34,6 +38,16 @@ export interface RequestContext {
   upstreamMs: number | null
   gatewayError: string | null
   bytesIn: number
+  bytesOut: number | null // set when the proxy counted the answer's body
+  // The proxy's answer is still streaming: it calls onBodyEnd (the observer's) when done.
+  bodyPending: boolean
+  onBodyEnd: (() => void) | null
+  // The request body: none sent, not read yet, handed to the upstream, read whole, or left
+  // unread because the answer came first (the client connection then closes).
+  body: 'none' | 'unread' | 'forwarding' | 'read' | 'abandoned'
+  // A WebSocket upgrade request on a listener that can upgrade it; `upgraded` once it was.
+  readonly upgrade: Upgrade | null
+  upgraded: boolean
 }
 
 type Maybe<T> = T | Promise<T>

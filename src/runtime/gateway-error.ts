@@ -43,7 +43,13 @@ export class GatewayError {
     })
     return new Response(body, {
       status: this.status,
-      headers: { 'content-type': 'application/problem+json', 'gateway-error': this.code, 'x-request-id': requestId, ...this.headers },
+      headers: {
+        'content-type': 'application/problem+json',
+        'content-length': String(Buffer.byteLength(body)),
+        'gateway-error': this.code,
+        'x-request-id': requestId,
+        ...this.headers,
+      },
     })
   }
 }

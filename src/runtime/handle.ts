@@ -1,9 +1,10 @@
 // One request through one Program: route, then the stages in STAGES order.
-import type { CompiledRoute, RequestContext } from './context.ts'
+import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
-import { upstreamRequestHeaders } from './headers.ts'
 import type { IpMatcher } from './ip.ts'
 import { normalizePath, splitTarget } from './normalize.ts'
+import { GatewayRequest, type Peer } from './request.ts'
+import { newRequestId } from './request-id.ts'
 import type { Router } from './router.ts'
 
 // What is known of a request that ended before it reached a route's stages.
@@ -27,10 +28,7 @@ export interface HandlerOptions {
   observer: RequestObserver
 }
 
-export interface Peer {
-  ip: string
-  tls: boolean
-}
+export type { Peer } from './request.ts'
 
 const HOST_HEADER = /^[A-Za-z0-9.\-_~]*(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/
@@ -53,18 +51,20 @@ function clientIp(peer: string, xff: string | null, trusted: IpMatcher): string 
   return hops[0] ?? peer
 }
 
-export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) => Promise<Response> {
+export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) => Promise<Response | undefined> {
   const { router, trustProxy, observer } = opts
 
   return async function handle(req, peer) {
     const start = performance.now()
     const trusted = trustProxy !== null && trustProxy(peer.ip)
     const incomingId = trusted ? req.headers.get('x-request-id') : null
-    const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : crypto.randomUUID()
+    const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : newRequestId()
     const ip = trusted ? clientIp(peer.ip, req.headers.get('x-forwarded-for'), trustProxy!) : peer.ip
     const [rawPath, rawQuery] = splitTarget(req.url)
-    const early = (e: GatewayError) =>
-      observer.done({ id, method: req.method, path: rawPath, rawQuery, ip, start, gatewayError: e.code }, e.toResponse(id))
+    const early = async (e: GatewayError) => {
+      const res = await oneAnswer(req, e.toResponse(id), req.body === null ? 'none' : 'unread', id)
+      return observer.done({ id, method: req.method, path: rawPath, rawQuery, ip, start, gatewayError: e.code }, res)
+    }
 
     const hostHeader = req.headers.get('host') ?? ''
     if (!HOST_HEADER.test(hostHeader)) return early(new GatewayError('bad_request', 'the Host header is missing a valid single value'))
@@ -77,36 +77,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       return early(new GatewayError('method_not_allowed', `${req.method} is not allowed here`, { allow: found.allow.join(', ') }))
     }
 
-    const route: CompiledRoute = found.route
-    const ctx: RequestContext = {
-      req,
-      id,
-      start,
-      method: req.method,
-      host,
-      hostHeader,
-      proto: peer.tls ? 'https' : 'http',
-      peerIp: peer.ip,
-      ip,
-      path: norm.path,
-      rawQuery,
-      params: found.params,
-      route,
-      upstreamPath: norm.path,
-      upstreamQuery: null,
-      // The copy the upstream will get; access directives read ctx.req.headers, as the client sent them.
-      upstreamHeaders: forwardedHeaders(req.headers, route, trusted, peer.ip, peer.tls ? 'https' : 'http', hostHeader, id),
-      responseHeaders: null,
-      bodyLimit: null,
-      bodyLimitExceeded: false,
-      app: null,
-      user: null,
-      upstream: null,
-      upstreamStatus: null,
-      upstreamMs: null,
-      gatewayError: null,
-      bytesIn: 0,
-    }
+    const ctx = new GatewayRequest(req, id, start, req.method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
     let res: Response
     try {
       res = await run(ctx)
@@ -114,30 +85,56 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       const e = err instanceof GatewayError ? err : internalError(err, ctx)
       res = e.toResponse(id)
       ctx.gatewayError = e.code
+      if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
     }
-    if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+    // Upgraded to a WebSocket: logged as 101 now; the listener sends nothing more.
+    if (ctx.upgraded) return void observer.done(ctx, res)
+    if (ctx.body === 'unread' || ctx.body === 'abandoned') res = await oneAnswer(req, res, ctx.body, id)
+    else res.headers.set('x-request-id', id)
     return observer.done(ctx, res)
   }
 }
 
-// Identity, protected and hop-by-hop headers removed; X-Forwarded-* and X-Request-Id set.
-function forwardedHeaders(
-  incoming: Headers,
-  route: CompiledRoute,
-  trusted: boolean,
-  peerIp: string,
-  proto: string,
-  hostHeader: string,
-  id: string,
-): Headers {
-  const h = upstreamRequestHeaders(incoming, route.protectedHeaders)
-  const xff = trusted ? incoming.get('x-forwarded-for') : null
-  h.set('x-forwarded-for', xff ? `${xff}, ${peerIp}` : peerIp)
-  h.set('x-forwarded-proto', (trusted && incoming.get('x-forwarded-proto')) || proto)
-  h.set('x-forwarded-host', (trusted && incoming.get('x-forwarded-host')) || hostHeader)
-  if (!trusted) h.delete('forwarded')
-  h.set('x-request-id', id)
-  return h
+const DRAIN_BYTES = 64 * 1024
+const DRAIN_MS = 1_000
+
+// An answer given before the request body was read: a small body that has arrived is read
+// and dropped, so the connection can carry the next request; otherwise the connection closes
+// after this answer (nginx's lingering close), so the body's bytes are never taken for a
+// request and no second answer follows.
+async function oneAnswer(req: Request, res: Response, body: RequestContext['body'], id: string): Promise<Response> {
+  res.headers.set('x-request-id', id)
+  if (body === 'unread' && req.body !== null && (await drained(req, req.body))) return res
+  if (body !== 'none') res.headers.set('connection', 'close')
+  return res
+}
+
+async function drained(req: Request, body: ReadableStream<Uint8Array>): Promise<boolean> {
+  const declared = req.headers.get('content-length')
+  if (declared !== null && Number(declared) > DRAIN_BYTES) return false
+  const reader = body.getReader()
+  let late = false
+  const timer = setTimeout(() => {
+    late = true
+    void reader.cancel().catch(() => {})
+  }, DRAIN_MS)
+  let total = 0
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (late) return false
+      if (done) return true
+      total += value.byteLength
+      if (total > DRAIN_BYTES) {
+        void reader.cancel().catch(() => {})
+        return false
+      }
+    }
+  } catch {
+    return false
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function internalError(err: unknown, ctx: RequestContext): GatewayError {
@@ -145,6 +142,8 @@ function internalError(err: unknown, ctx: RequestContext): GatewayError {
   return new GatewayError('internal_error', 'the gateway failed to handle this request')
 }
 
+// Access, rewrite, the terminal; then the headers the access stage asked for on every answer
+// (Deprecation, Sunset), then the response stage, which may change or remove them.
 async function run(ctx: RequestContext): Promise<Response> {
   const plan = ctx.route.plan
   for (const f of plan.access) {
@@ -158,6 +157,7 @@ async function run(ctx: RequestContext): Promise<Response> {
   }
   const t = plan.terminal(ctx)
   const res = t instanceof Promise ? await t : t
+  if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
   for (const f of plan.response) f(ctx, res.headers, res.status)
   return res
 }

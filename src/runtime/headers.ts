@@ -12,6 +12,10 @@ const HOP_BY_HOP = new Set([
   'host',
 ])
 
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName)
+}
+
 // `X_Consumer`, `x.consumer` and `X-Consumer` are one header to many upstream frameworks.
 // Header names repeat from request to request: remember a bounded number of them.
 const canonicalCache = new Map<string, string>()

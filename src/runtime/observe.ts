@@ -8,14 +8,16 @@ import type { EarlyFacts, RequestObserver } from './handle.ts'
 
 const round = (ms: number) => Math.round(ms * 100) / 100
 
-// Many requests end in the same millisecond: format its timestamp once.
-let lastMs = 0
+// Many requests end in the same millisecond: format its timestamp once. The wall clock is
+// read again once performance.now() (which the duration needs anyway, and is cheaper than
+// Date.now()) says a millisecond has passed since: a time is at most a millisecond older
+// than Date.now() would have said.
+let sampledAt = -Infinity
 let lastIso = ''
-function isoNow(): string {
-  const now = Date.now()
-  if (now !== lastMs) {
-    lastMs = now
-    lastIso = new Date(now).toISOString()
+function isoAt(now: number): string {
+  if (now - sampledAt >= 1) {
+    sampledAt = now
+    lastIso = new Date().toISOString()
   }
   return lastIso
 }
@@ -53,51 +55,69 @@ function countBytes(body: ReadableStream<Uint8Array>, done: (bytes: number) => v
 }
 
 export function createObserver(log: AccessLog, metrics: Metrics): RequestObserver {
+  const unrouted = metrics.routeSeries(null)
+
+  function record(facts: RequestContext | EarlyFacts, ctx: RequestContext | null, res: Response, bytesOut: number): void {
+    const now = performance.now()
+    const durationMs = now - facts.start
+    // A client that left before its answer was delivered: nginx's 499, for the log only.
+    const gone = ctx !== null && ctx.req.signal.aborted
+    // An answer cut after its head (an upstream that stalled) keeps its status; the code says why.
+    const code = gone ? 'client_closed' : ((ctx !== null ? ctx.gatewayError : null) ?? res.headers.get('gateway-error'))
+    const status = gone ? 499 : ctx !== null && ctx.upgraded ? 101 : res.status
+    const upstream = ctx === null ? null : (ctx.upstream ?? null)
+    const upstreamMs = ctx === null ? null : (ctx.upstreamMs ?? null)
+    const entry: AccessLogEntry = {
+      time: isoAt(now),
+      request_id: facts.id,
+      method: facts.method,
+      path: facts.path,
+      query: redactQuery(facts.rawQuery),
+      route: ctx === null ? null : ctx.route.id,
+      status,
+      gateway_error: code,
+      app: ctx === null ? null : (ctx.app ?? null),
+      user: ctx === null ? null : (ctx.user ?? null),
+      ip: facts.ip,
+      upstream,
+      upstream_status: ctx === null ? null : (ctx.upstreamStatus ?? null),
+      duration_ms: round(durationMs),
+      upstream_ms: upstreamMs === null ? null : round(upstreamMs),
+      bytes_in: ctx === null ? 0 : ctx.bytesIn,
+      bytes_out: bytesOut,
+    }
+    if (ctx !== null) {
+      const fns = ctx.route.plan.log
+      for (let i = 0; i < fns.length; i++) fns[i]!(ctx, entry)
+    }
+    log.write(entry)
+    // Read back from the entry, as a `log` stage function may have changed them.
+    const route = entry.route as string | null
+    const series = route === null ? unrouted : metrics.routeSeries(route)
+    series.record(entry.status as number, code, durationMs / 1000, upstream, upstreamMs === null ? null : upstreamMs / 1000)
+  }
+
   return {
     done(facts: RequestContext | EarlyFacts, res: Response): Response {
       const ctx = 'route' in facts ? facts : null
-      const finish = (bytesOut: number) => {
-        const durationMs = performance.now() - facts.start
-        // A client that left before its answer was delivered: nginx's 499, for the log only.
-        const gone = ctx !== null && ctx.req.signal.aborted
-        const code = gone ? 'client_closed' : res.headers.get('gateway-error')
-        const entry: AccessLogEntry = {
-          time: isoNow(),
-          request_id: facts.id,
-          method: facts.method,
-          path: ctx ? ctx.path : (facts as EarlyFacts).path,
-          query: redactQuery(facts.rawQuery),
-          route: ctx ? ctx.route.id : null,
-          status: gone ? 499 : res.status,
-          gateway_error: code,
-          app: ctx?.app ?? null,
-          user: ctx?.user ?? null,
-          ip: facts.ip,
-          upstream: ctx?.upstream ?? null,
-          upstream_status: ctx?.upstreamStatus ?? null,
-          duration_ms: round(durationMs),
-          upstream_ms: ctx?.upstreamMs == null ? null : round(ctx.upstreamMs),
-          bytes_in: ctx ? ctx.bytesIn : 0,
-          bytes_out: bytesOut,
-        }
-        if (ctx) for (const f of ctx.route.plan.log) f(ctx, entry)
-        log.write(entry)
-        metrics.request(
-          entry.route as string | null,
-          entry.status as number,
-          code,
-          durationMs / 1000,
-          ctx?.upstream ?? null,
-          ctx?.upstreamMs == null ? null : ctx.upstreamMs / 1000,
-        )
+      if (ctx !== null && ctx.bytesOut !== null) {
+        // The proxy counts its answers' bodies: no wrapper, the line is written when it ends.
+        if (!ctx.bodyPending) record(facts, ctx, res, ctx.bytesOut)
+        else ctx.onBodyEnd = () => record(facts, ctx, res, ctx.bytesOut ?? 0)
+        return res
+      }
+      if (ctx !== null && ctx.bodyPending) {
+        ctx.onBodyEnd = () => record(facts, ctx, res, ctx.bytesOut ?? 0)
+        return res
       }
       const length = res.headers.get('content-length')
       if (facts.method === 'HEAD' || !res.body || length !== null) {
         // A HEAD answer sends headers only, whatever its Content-Length says.
-        finish(length === null || facts.method === 'HEAD' ? 0 : Number(length))
+        record(facts, ctx, res, length === null || facts.method === 'HEAD' ? 0 : Number(length))
         return res
       }
-      return new Response(countBytes(res.body, finish), { status: res.status, statusText: res.statusText, headers: res.headers })
+      const counted = countBytes(res.body, (bytesOut) => record(facts, ctx, res, bytesOut))
+      return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers })
     },
   }
 }

@@ -19,7 +19,7 @@ export class Program {
   constructor(
     readonly version: number,
     readonly routes: readonly CompiledRoute[],
-    private readonly handler: (req: Request, peer: Peer) => Promise<Response>,
+    private readonly handler: (req: Request, peer: Peer) => Promise<Response | undefined>,
     private readonly disposers: readonly (() => void)[],
   ) {}
 
@@ -27,7 +27,7 @@ export class Program {
     return this.inflightCount
   }
 
-  async handle(req: Request, peer: Peer): Promise<Response> {
+  async handle(req: Request, peer: Peer): Promise<Response | undefined> {
     this.inflightCount++
     try {
       return await this.handler(req, peer)
@@ -37,8 +37,9 @@ export class Program {
   }
 
   // In-process use (tests, `bun test` of user policies): no server needed.
+  // Without a listener nothing can be upgraded, so there is always a Response.
   fetch(req: Request | string, peer: Peer = { ip: '127.0.0.1', tls: false }): Promise<Response> {
-    return this.handle(typeof req === 'string' ? new Request(req) : req, peer)
+    return this.handle(typeof req === 'string' ? new Request(req) : req, { ...peer, upgrade: null }) as Promise<Response>
   }
 
   routeTable(): RouteRow[] {

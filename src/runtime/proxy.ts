@@ -1,98 +1,181 @@
-// Forwarding one request to an upstream target: streamed both ways, bytes untouched.
+// Forwarding one request to an upstream: bytes untouched both ways, tries spread over the
+// pool's targets with back-off inside one deadline, each outcome reported for passive health.
+import { UpstreamFailure, type FailureKind, type Timeouts } from './client/client.ts'
+import { exchange } from './client/socket-client.ts'
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
-import { stripResponseHeaders } from './headers.ts'
-import type { Target, UpstreamPool } from './upstream.ts'
+import type { RetryPolicy, Target, UpstreamPool } from './upstream.ts'
 
-const NO_BODY = new Set(['GET', 'HEAD'])
+// A request that may be sent again is kept in memory; without `limit body` at most this much.
+// A longer body is streamed once, without retries (as Envoy does past its buffer limit).
+export const RETRY_BODY_CAP = 1024 * 1024
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+const BACKOFF_BASE_MS = 25
+const BACKOFF_CAP_MS = 250
 
-export function upstreamUrl(base: string, ctx: RequestContext): string {
-  const query = ctx.upstreamQuery === null ? ctx.rawQuery : ctx.upstreamQuery.toString()
-  return query ? `${base}${ctx.upstreamPath}?${query}` : `${base}${ctx.upstreamPath}`
+export function upstreamTarget(target: Target, ctx: RequestContext): string {
+  const query = ctx.upstreamQuery === null ? ctx.rawQuery : ctx.upstreamQuery
+  return query ? `${target.basePath}${ctx.upstreamPath}?${query}` : `${target.basePath}${ctx.upstreamPath}`
 }
 
-// Counts request body bytes; past the limit the stream errors and the proxy answers 413.
-function limitedBody(body: ReadableStream<Uint8Array>, ctx: RequestContext, limit: number): ReadableStream<Uint8Array> {
+type Body = ReadableStream<Uint8Array> | Uint8Array | null
+
+// Reads the body for a request that may be retried: whole when it fits `cap`, else the part
+// read so far followed by the rest as one stream (no retries then).
+async function keepForRetry(body: ReadableStream<Uint8Array>, cap: number, limit: number, ctx: RequestContext): Promise<Body> {
   const reader = body.getReader()
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  const parts: Uint8Array[] = []
+  let total = 0
+  try {
+    for (;;) {
       const { done, value } = await reader.read()
-      if (done) return controller.close()
-      ctx.bytesIn += value.byteLength
-      if (ctx.bytesIn > limit) {
-        ctx.bodyLimitExceeded = true
-        await reader.cancel()
-        return controller.error(new Error('request body over the limit'))
+      if (done) {
+        ctx.bytesIn = total
+        return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
       }
-      controller.enqueue(value)
+      total += value.byteLength
+      if (total > limit) {
+        void reader.cancel().catch(() => {})
+        ctx.body = 'abandoned'
+        throw new GatewayError('payload_too_large', `the request body is larger than ${limit} bytes`)
+      }
+      parts.push(value)
+      if (total > cap) break
+    }
+  } catch (err) {
+    if (err instanceof GatewayError) throw err
+    throw new GatewayError('bad_request', 'the request body could not be read')
+  }
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const p of parts) c.enqueue(p)
+    },
+    async pull(c) {
+      const { done, value } = await reader.read()
+      if (done) c.close()
+      else c.enqueue(value)
     },
     cancel: (reason) => reader.cancel(reason),
   })
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+const NOT_REPORTED: ReadonlySet<FailureKind> = new Set(['too_large', 'client_body'])
 
-function fetchFailed(ctx: RequestContext, err: unknown): 'timeout' | 'connect' {
-  if (ctx.bodyLimitExceeded) throw new GatewayError('payload_too_large', `the request body is larger than ${ctx.bodyLimit} bytes`)
-  const name = (err as { name?: string }).name
-  return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'connect'
+function failureError(f: UpstreamFailure, ctx: RequestContext, pool: UpstreamPool, t: Timeouts): GatewayError {
+  switch (f.kind) {
+    case 'too_large':
+      ctx.body = 'abandoned'
+      return new GatewayError('payload_too_large', `the request body is larger than ${ctx.bodyLimit} bytes`)
+    case 'client_body':
+      ctx.body = 'abandoned'
+      return new GatewayError('bad_request', 'the request body could not be read')
+    case 'connect_timeout':
+      return new GatewayError('upstream_timeout', `upstream ${pool.name} did not accept a connection within ${t.connectMs} ms`)
+    case 'timeout':
+      return new GatewayError('upstream_timeout', `upstream ${pool.name} did not answer within ${t.headersMs} ms`)
+    case 'connect':
+      return new GatewayError('bad_gateway', `upstream ${pool.name} could not be reached`)
+    default:
+      return new GatewayError('bad_gateway', `upstream ${pool.name} failed: ${f.message}`)
+  }
 }
 
-export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeoutMs: number): Promise<Response> {
+function retriable(f: UpstreamFailure, on: RetryPolicy['on']): boolean {
+  if (f.kind === 'connect' || f.kind === 'connect_timeout') return on.connectError
+  if (f.kind === 'timeout') return on.timeout
+  if (f.kind === 'reset' || f.kind === 'protocol') return on.connectError && f.beforeAnswer
+  return false
+}
+
+const FAILED_STATUS = new Set([502, 503, 504])
+
+export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts: Timeouts): Promise<Response> {
   const req = ctx.req
-  const hasBody = !NO_BODY.has(ctx.method) && req.body !== null
-  const retry = pool.retry && (IDEMPOTENT.has(ctx.method) || pool.retryUnsafe) ? pool.retry : null
-  // Always counted (bytes_in of the access log); limited when the route sets `limit body`.
-  let body: ReadableStream<Uint8Array> | Uint8Array | null = hasBody ? limitedBody(req.body!, ctx, ctx.bodyLimit ?? Infinity) : null
-  if (!hasBody) ctx.bytesIn = Number(req.headers.get('content-length') ?? 0)
-  // A request that may be sent again must be kept whole: its body is read once, within the limit.
-  if (retry && body) {
-    try {
-      body = new Uint8Array(await new Response(body).arrayBuffer())
-    } catch (err) {
-      fetchFailed(ctx, err)
-      throw new GatewayError('bad_request', 'the request body could not be read')
-    }
+  const method = ctx.method
+  if (ctx.upgrade) throw new GatewayError('bad_request', 'this route does not accept WebSocket or other protocol upgrades')
+  const retry = pool.retry && (IDEMPOTENT.has(method) || pool.retryUnsafe) ? pool.retry : null
+  const limit = ctx.bodyLimit ?? Infinity
+  const chunked = req.headers.has('transfer-encoding')
+  const declared = req.headers.get('content-length')
+  const length = chunked || declared === null ? null : Number(declared)
+  // Bun.serve reads a GET or HEAD body off the connection and drops it: refuse rather than
+  // send the upstream a request without the body it was meant to carry.
+  if (ctx.body === 'none' && (chunked || (length ?? 0) > 0)) {
+    throw new GatewayError('bad_request', `a ${method} request body cannot be forwarded: the listener drops GET and HEAD bodies`)
   }
-  const tried = new Set<Target>()
+  let body: Body = ctx.body === 'none' ? null : req.body
+  if (body && retry) body = await keepForRetry(body, Math.min(limit, RETRY_BODY_CAP), limit, ctx)
+  if (body) ctx.body = 'forwarding'
+  const again = retry !== null && !(body instanceof ReadableStream)
+  const headerLines = ctx.upstreamHeaderLines()
+  const replayable = IDEMPOTENT.has(method) || req.headers.has('idempotency-key')
   const started = performance.now()
+  const deadline = started + (retry?.withinMs ?? timeouts.headersMs)
+  const tried = new Set<Target>()
   for (let attempt = 0; ; attempt++) {
     const target = pool.next(tried)
-    if (!target) throw new GatewayError('upstream_unavailable', `upstream ${pool.name} has no healthy target`)
     tried.add(target)
     ctx.upstream = target.origin
-    const last = retry === null || attempt >= retry.count
-    target.active++
-    let res: Response
+    const last = !again || attempt >= retry!.count
+    const left = deadline - performance.now()
+    const tryTimeouts = again ? { ...timeouts, headersMs: Math.max(1, Math.min(timeouts.headersMs, left)) } : timeouts
+    target.state.active++
+    let failure: UpstreamFailure
     try {
-      res = await fetch(upstreamUrl(target.base, ctx), {
-        method: ctx.method,
-        headers: ctx.upstreamHeaders,
+      const result = await exchange({
+        origin: target.conn,
+        method,
+        target: upstreamTarget(target, ctx),
+        headerLines,
         body,
-        redirect: 'manual',
-        decompress: false,
-        signal: AbortSignal.timeout(timeoutMs),
-        duplex: 'half',
+        length,
+        bodyLimit: limit,
+        replayable,
+        timeouts: tryTimeouts,
+        onBodyEnd(bytesOut, failed, bytesIn) {
+          target.state.active--
+          ctx.bytesOut = bytesOut
+          ctx.bytesIn = bytesIn
+          if (failed === 'timeout') ctx.gatewayError = 'upstream_timeout'
+          else if (failed !== null && failed !== 'cancelled') ctx.gatewayError = 'bad_gateway'
+          if (ctx.bodyPending) {
+            ctx.bodyPending = false
+            ctx.onBodyEnd?.()
+          }
+        },
       })
-    } catch (err) {
-      target.active--
+      const res = result.response
+      if (!result.ended()) ctx.bodyPending = true
       ctx.upstreamMs = performance.now() - started
-      const kind = fetchFailed(ctx, err)
-      if (!last && (kind === 'timeout' ? retry!.on.timeout : retry!.on.connectError)) continue
-      if (kind === 'timeout') throw new GatewayError('upstream_timeout', `upstream ${pool.name} did not answer within ${timeoutMs} ms`)
-      throw new GatewayError('bad_gateway', `upstream ${pool.name} could not be reached`)
+      ctx.upstreamStatus = res.status
+      ctx.bytesIn = result.bytesIn()
+      if (result.bodyAbandoned()) ctx.body = 'abandoned'
+      else if (body instanceof Uint8Array) ctx.body = 'read'
+      const failedStatus = FAILED_STATUS.has(res.status)
+      pool.report(target, failedStatus)
+      if (!last && retry!.on.statuses.includes(res.status) && (await backoff(attempt, deadline))) {
+        ctx.bodyPending = false
+        await res.body?.cancel()
+        continue
+      }
+      return res
+    } catch (err) {
+      target.state.active--
+      if (!(err instanceof UpstreamFailure)) throw err
+      failure = err
     }
-    if (!last && retry!.on.statuses.includes(res.status)) {
-      target.active--
-      await res.body?.cancel()
-      continue
-    }
-    // In flight until the upstream answers: wrapping the body to count longer would make Bun
-    // drop the upstream's Content-Length for chunked framing.
-    target.active--
     ctx.upstreamMs = performance.now() - started
-    ctx.upstreamStatus = res.status
-    stripResponseHeaders(res.headers)
-    return res
+    if (!NOT_REPORTED.has(failure.kind)) pool.report(target, true)
+    if (!last && retriable(failure, retry!.on) && (await backoff(attempt, deadline))) continue
+    throw failureError(failure, ctx, pool, tryTimeouts)
   }
+}
+
+// Full jitter (AWS): a random wait up to an exponentially growing cap; false when the wait
+// would pass the deadline, so the last answer stands.
+async function backoff(attempt: number, deadline: number): Promise<boolean> {
+  const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt)
+  if (performance.now() + wait >= deadline) return false
+  await Bun.sleep(wait)
+  return true
 }

@@ -1,16 +1,28 @@
-// An upstream at request time: its targets, the balancer that picks one, retries and
-// active health checks that take failing targets out of the rotation.
-export interface Target {
-  readonly base: string // scheme://host:port + base path without trailing slash
-  readonly origin: string
-  readonly weight: number
-  healthy: boolean
+// An upstream at request time: its targets, the balancer that picks one, retries, and the
+// health of each target (active probes and passive failure counting). Health lives outside
+// the program, keyed by upstream and target, so a reload keeps what was learnt.
+import { originOf, UpstreamFailure, type Origin, type Timeouts } from './client/client.ts'
+import { exchange } from './client/socket-client.ts'
+
+export interface TargetState {
+  up: boolean // the active checks' verdict
+  fails: number // consecutive passive failures
+  ejectedUntil: number // performance.now() until which passive failures keep it out
   active: number // requests waiting for this target's answer, for least-conn
+}
+
+export interface Target {
+  readonly origin: string // scheme://host:port, as logged
+  readonly conn: Origin
+  readonly basePath: string // '' or '/base', no trailing slash
+  readonly weight: number
+  readonly state: TargetState
 }
 
 export interface RetryPolicy {
   count: number
   on: { connectError: boolean; timeout: boolean; statuses: number[] }
+  withinMs?: number // every try and back-off ends by then; default: the upstream's timeout
 }
 
 export interface HealthCheck {
@@ -22,32 +34,55 @@ export interface HealthCheck {
   passes: number // consecutive successes that bring it back
 }
 
+export interface PassiveHealth {
+  fails: number // consecutive failed tries that eject a target
+  cooldownMs: number // how long it stays out (an active probe that passes ends it sooner)
+}
+
 export interface UpstreamSpec {
   name: string
   targets: { url: URL; weight: number }[]
-  timeoutMs: number
+  timeouts: Timeouts
   balance: 'round-robin' | 'least-conn'
   retry: RetryPolicy | null
   retryUnsafe: boolean
   health: HealthCheck | null
+  passive: PassiveHealth | null
+  probes?: boolean // false: no active checks from this process (the --workers primary)
 }
 
 export interface UpstreamPool {
   readonly name: string
-  readonly timeoutMs: number
+  readonly timeouts: Timeouts
   readonly retry: RetryPolicy | null
   readonly retryUnsafe: boolean
-  // A healthy target, preferring ones not in `tried`; null when none is healthy.
-  next(tried?: ReadonlySet<Target>): Target | null
+  // A target, preferring available ones not in `tried`; when none is available, any
+  // (Envoy's panic mode: better a try than a certain 503).
+  next(tried?: ReadonlySet<Target>): Target
+  // The outcome of one try, for passive health.
+  report(t: Target, failed: boolean): void
   dispose(): void
 }
 
-export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000
+export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 5_000, headersMs: 60_000, idleMs: 60_000 })
+export const DEFAULT_PASSIVE: PassiveHealth = Object.freeze({ fails: 5, cooldownMs: 10_000 })
 
-export function targetOf(url: URL, weight = 1): Target {
-  const path = url.pathname.replace(/\/+$/, '')
-  return { base: `${url.protocol}//${url.host}${path}`, origin: `${url.protocol}//${url.host}`, weight, healthy: true, active: 0 }
+const states = new Map<string, TargetState>()
+
+function stateOf(upstream: string, key: string): TargetState {
+  const id = `${upstream} ${key}`
+  let s = states.get(id)
+  if (!s) states.set(id, (s = { up: true, fails: 0, ejectedUntil: 0, active: 0 }))
+  return s
 }
+
+export function targetOf(upstream: string, url: URL, weight = 1): Target {
+  const conn = originOf(url)
+  const basePath = url.pathname.replace(/\/+$/, '')
+  return { origin: conn.key, conn, basePath, weight, state: stateOf(upstream, `${conn.key}${basePath}`) }
+}
+
+const available = (t: Target, now: number) => t.state.up && t.state.ejectedUntil <= now
 
 type Pick = (candidates: readonly Target[]) => Target
 
@@ -73,8 +108,29 @@ function leastConn(all: readonly Target[]): Pick {
   const rr = smoothRoundRobin(all)
   return (candidates) => {
     let min = Infinity
-    for (const t of candidates) min = Math.min(min, t.active / t.weight)
-    return rr(candidates.filter((t) => t.active / t.weight === min))
+    for (const t of candidates) min = Math.min(min, t.state.active / t.weight)
+    return rr(candidates.filter((t) => t.state.active / t.weight === min))
+  }
+}
+
+async function probeOnce(t: Target, check: HealthCheck): Promise<boolean> {
+  try {
+    const { response } = await exchange({
+      origin: t.conn,
+      method: check.method,
+      target: `${t.basePath}${check.path}`,
+      headerLines: 'user-agent: portcullis-health-check\r\n',
+      body: null,
+      length: null,
+      bodyLimit: 0,
+      replayable: true,
+      timeouts: { connectMs: check.timeoutMs, headersMs: check.timeoutMs, idleMs: check.timeoutMs },
+    })
+    await response.body?.cancel()
+    return response.status < 400
+  } catch (err) {
+    if (!(err instanceof UpstreamFailure)) throw err
+    return false
   }
 }
 
@@ -86,27 +142,29 @@ function startHealthChecks(name: string, targets: readonly Target[], check: Heal
     const probe = async () => {
       if (running) return
       running = true
-      let ok = false
-      try {
-        const res = await fetch(`${t.base}${check.path}`, { method: check.method, redirect: 'manual', signal: AbortSignal.timeout(check.timeoutMs) })
-        await res.body?.cancel()
-        ok = res.status < 400
-      } catch {}
+      const ok = await probeOnce(t, check)
       running = false
+      const s = t.state
       if (ok) {
         fails = 0
-        if (!t.healthy && ++passes >= check.passes) {
-          t.healthy = true
+        if (s.ejectedUntil > performance.now()) {
+          s.ejectedUntil = 0
+          s.fails = 0
+          console.error(`portcullis: upstream ${name}: ${t.origin} passed a health check; back in the rotation`)
+        }
+        if (!s.up && ++passes >= check.passes) {
+          s.up = true
           console.error(`portcullis: upstream ${name}: ${t.origin} is healthy again`)
         }
       } else {
         passes = 0
-        if (t.healthy && ++fails >= check.fails) {
-          t.healthy = false
+        if (s.up && ++fails >= check.fails) {
+          s.up = false
           console.error(`portcullis: upstream ${name}: ${t.origin} failed ${fails} health checks; out of the rotation`)
         }
       }
     }
+    // At once, so a target that is down at start-up is known before the first interval.
     void probe()
     const timer = setInterval(() => void probe(), check.everyMs)
     timer.unref()
@@ -116,21 +174,42 @@ function startHealthChecks(name: string, targets: readonly Target[], check: Heal
 }
 
 export function createPool(spec: UpstreamSpec): UpstreamPool {
-  const targets = Object.freeze(spec.targets.map((t) => targetOf(t.url, t.weight)))
+  const targets = Object.freeze(spec.targets.map((t) => targetOf(spec.name, t.url, t.weight)))
   const pick = spec.balance === 'least-conn' ? leastConn(targets) : smoothRoundRobin(targets)
-  const stopChecks = spec.health ? startHealthChecks(spec.name, targets, spec.health) : () => {}
-  const only = targets.length === 1 && !spec.health ? targets[0]! : null
+  const stopChecks = spec.health && spec.probes !== false ? startHealthChecks(spec.name, targets, spec.health) : () => {}
+  const only = targets.length === 1 ? targets[0]! : null
+  const passive = spec.passive
+  let panicking = false
   return {
     name: spec.name,
-    timeoutMs: spec.timeoutMs,
+    timeouts: spec.timeouts,
     retry: spec.retry,
     retryUnsafe: spec.retryUnsafe,
     next(tried) {
       if (only) return only
-      const healthy = targets.filter((t) => t.healthy)
-      if (healthy.length === 0) return null
-      const fresh = tried && tried.size > 0 ? healthy.filter((t) => !tried.has(t)) : healthy
-      return pick(fresh.length > 0 ? fresh : healthy)
+      const now = performance.now()
+      let candidates: readonly Target[] = targets.filter((t) => available(t, now))
+      if (candidates.length === 0) {
+        if (!panicking) console.error(`portcullis: upstream ${spec.name}: no target is healthy; trying them all (panic mode)`)
+        panicking = true
+        candidates = targets
+      } else panicking = false
+      const fresh = tried && tried.size > 0 ? candidates.filter((t) => !tried.has(t)) : candidates
+      return pick(fresh.length > 0 ? fresh : candidates)
+    },
+    report(t, failed) {
+      if (!passive) return
+      const s = t.state
+      if (!failed) {
+        s.fails = 0
+        return
+      }
+      if (++s.fails >= passive.fails && s.ejectedUntil <= performance.now()) {
+        s.ejectedUntil = performance.now() + passive.cooldownMs
+        console.error(
+          `portcullis: upstream ${spec.name}: ${t.origin} failed ${s.fails} tries in a row; out of the rotation for ${passive.cooldownMs / 1000}s`,
+        )
+      }
     },
     dispose: stopChecks,
   }

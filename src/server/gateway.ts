@@ -6,6 +6,7 @@ import { Metrics } from '../metrics/metrics.ts'
 import { renderDiagnostics } from '../policy/diagnostics.ts'
 import type { RequestObserver } from '../runtime/handle.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
+import { websocketHandlers, type Upgrade, type WebSocketLink } from '../runtime/websocket.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Program } from '../runtime/program.ts'
 import type { Store } from '../store/store.ts'
@@ -19,6 +20,8 @@ export interface GatewaySettings {
   trustProxy: IpMatcher | null
   watch: boolean
   reusePort: boolean
+  idleTimeout?: number // seconds a client connection may sit idle between requests
+  healthChecks?: boolean // false in the --workers primary, which serves no traffic
   observer: RequestObserver
   log: AccessLog
   metrics: Metrics
@@ -32,7 +35,7 @@ const DRAIN_MS = 30_000
 
 export class Gateway {
   private current: Program
-  private servers: Server<undefined>[] = []
+  private servers: Server<WebSocketLink>[] = []
   private watcher: FSWatcher | null = null
   private debounce: ReturnType<typeof setTimeout> | null = null
   private stopping = false
@@ -50,7 +53,11 @@ export class Gateway {
   }
 
   build(): BuildResult {
-    return buildProgram(this.settings.policies, { trustProxy: this.settings.trustProxy, observer: this.settings.observer })
+    return buildProgram(this.settings.policies, {
+      trustProxy: this.settings.trustProxy,
+      observer: this.settings.observer,
+      healthChecks: this.settings.healthChecks,
+    })
   }
 
   // Builds aside; swaps only when the new program is clean. The old one finishes its requests.
@@ -89,16 +96,25 @@ export class Gateway {
 
   listen(): void {
     const { host, port, tls } = this.settings
-    const handler = (isTls: boolean) => (req: Request, server: Server<undefined>) => {
+    const handler = (isTls: boolean) => (req: Request, server: Server<WebSocketLink>) => {
       const peer = server.requestIP(req)
-      return this.current.handle(req, { ip: peer?.address ?? '', tls: isTls })
+      const ip = peer?.address ?? ''
+      const asked = req.headers.get('upgrade')
+      // An upgrade counts only when Connection names it (RFC 9110 7.8); h2c is never tunnelled:
+      // like any server may, the gateway ignores that one.
+      if (asked === null || asked.toLowerCase() === 'h2c' || !/(^|,)\s*upgrade\s*(,|$)/i.test(req.headers.get('connection') ?? '')) {
+        return this.current.handle(req, { ip, tls: isTls, port: server.port })
+      }
+      const upgrade: Upgrade = (link, headers) => server.upgrade(req, { data: link, headers })
+      return this.current.handle(req, { ip, tls: isTls, port: server.port, upgrade })
     }
     const common = {
       hostname: host,
       reusePort: this.settings.reusePort,
-      idleTimeout: 120,
+      idleTimeout: this.settings.idleTimeout ?? 120,
       // Bodies stream through; `limit body` is the policy's limit, not the listener's.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      websocket: websocketHandlers,
       error: (err: Error) => {
         console.error(`portcullis: ${err.stack ?? err}`)
         return new GatewayError('internal_error', 'the gateway failed to handle this request').toResponse(crypto.randomUUID())

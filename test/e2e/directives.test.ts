@@ -1,7 +1,7 @@
 // The rewrite, proxy and response directives at run time, against a real echo upstream.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { echo, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
-import { expectProblem, UUID, type Echo } from '../helpers/http.ts'
+import { expectProblem, REQUEST_ID, type Echo } from '../helpers/http.ts'
 
 let up: Upstream
 let slow: Upstream
@@ -127,7 +127,7 @@ describe('respond', () => {
     expect(res.headers.get('content-type')).toBe('application/json')
     const body = (await res.json()) as { id: string; rid: string }
     expect(body.id).toBe('abc')
-    expect(body.rid).toMatch(UUID)
+    expect(body.rid).toMatch(REQUEST_ID)
     expect(res.headers.get('x-rid')).toBe(body.rid)
   })
 

@@ -1,8 +1,10 @@
 // Small HTTP helpers for the end-to-end tests: raw response parsing and gateway-error checks.
 import { expect } from 'bun:test'
+import { GENERATED_REQUEST_ID } from '../../src/runtime/request-id.ts'
 import { rawRequest } from './gateway.ts'
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+// A request id the gateway made (src/runtime/request-id.ts).
+export const REQUEST_ID = GENERATED_REQUEST_ID
 
 export interface RawResponse {
   status: number
@@ -77,7 +79,7 @@ function checkProblem(
   expect(body.type).toContain(code)
   expect(body.title.length).toBeGreaterThan(0)
   expect(body.detail.length).toBeGreaterThan(0)
-  expect(body.instance).toMatch(UUID)
+  expect(body.instance).toMatch(GENERATED_REQUEST_ID)
   expect(body.instance).toBe(got.requestId!)
   return body
 }
@@ -111,4 +113,99 @@ export interface Echo {
   query: string
   headers: Record<string, string>
   body: string
+}
+
+// One client connection held open across requests, for keep-alive and framing checks.
+export class RawConnection {
+  private buf = Buffer.alloc(0)
+  private waiters: (() => void)[] = []
+  closed = false
+  private constructor(private socket: Bun.Socket<undefined> | null) {}
+
+  static async open(base: string): Promise<RawConnection> {
+    const { hostname, port } = new URL(base)
+    const conn = new RawConnection(null)
+    const wake = () => conn.waiters.splice(0).forEach((w) => w())
+    conn.socket = await Bun.connect({
+      hostname,
+      port: Number(port),
+      socket: {
+        data(_s, d) {
+          conn.buf = Buffer.concat([conn.buf, d])
+          wake()
+        },
+        close() {
+          conn.closed = true
+          wake()
+        },
+        error() {
+          conn.closed = true
+          wake()
+        },
+      },
+    })
+    return conn
+  }
+
+  write(text: string | Uint8Array): void {
+    this.socket!.write(text)
+  }
+
+  private async until(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!ready()) {
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; got so far: ${JSON.stringify(this.buf.toString('latin1').slice(0, 400))}`)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()))
+        this.waiters.push(() => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+    }
+  }
+
+  // The length of one whole response at the start of the buffer, or -1 while incomplete.
+  private responseLength(): number {
+    const end = this.buf.indexOf('\r\n\r\n')
+    if (end === -1) return -1
+    const head = this.buf.toString('latin1', 0, end)
+    const status = Number(head.slice(9, 12))
+    if (status === 204 || status === 304) return end + 4
+    const cl = /\r\ncontent-length: *(\d+)/i.exec(head)
+    if (cl) return this.buf.length >= end + 4 + Number(cl[1]) ? end + 4 + Number(cl[1]) : -1
+    if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+      const term = this.buf.indexOf('\r\n0\r\n\r\n', end)
+      return term === -1 ? -1 : term + 7
+    }
+    return this.closed ? this.buf.length : -1
+  }
+
+  // The next whole response on the connection.
+  async response(timeoutMs = 3_000): Promise<RawResponse> {
+    await this.until(() => this.responseLength() !== -1 || this.closed, timeoutMs, 'a whole response')
+    const n = this.responseLength()
+    if (n === -1) throw new Error(`the connection closed inside a response: ${JSON.stringify(this.buf.toString('latin1').slice(0, 400))}`)
+    const text = this.buf.toString('latin1', 0, n)
+    this.buf = this.buf.subarray(n)
+    return parseRaw(text)
+  }
+
+  // Everything left once the peer closes (throws if it stays open).
+  async rest(timeoutMs = 3_000): Promise<string> {
+    await this.until(() => this.closed, timeoutMs, 'the connection to close')
+    return this.buf.toString('latin1')
+  }
+
+  // True when nothing more arrives and the connection stays open for `ms`.
+  async quietFor(ms: number): Promise<boolean> {
+    const before = this.buf.length
+    await this.until(() => this.closed || this.buf.length > before, ms, 'more bytes').catch(() => {})
+    return !this.closed && this.buf.length === before
+  }
+
+  close(): void {
+    this.socket?.end()
+  }
 }

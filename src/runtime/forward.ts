@@ -1,0 +1,87 @@
+// The request headers an upstream gets: the client's own, less hop-by-hop, identity and
+// route-protected names, plus the forwarding set the gateway vouches for. Nothing else is
+// added (no Accept, User-Agent or Accept-Encoding of the gateway's own).
+import type { CompiledRoute } from './context.ts'
+import { canonicalName, isHopByHop, isIdentityHeader } from './headers.ts'
+
+export interface ForwardFacts {
+  readonly trusted: boolean // the peer is a --trust-proxy address
+  readonly peerIp: string
+  readonly ip: string // the client, after trusted proxies
+  readonly proto: string
+  readonly port: number // the listener's port
+  readonly hostHeader: string
+  readonly id: string
+}
+
+// Set by the gateway from the facts above, whatever the client sent.
+const REWRITTEN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'x-request-id'])
+// From a trusted proxy these pass through; from anyone else they are dropped.
+const TRUSTED_ONLY = new Set(['forwarded', 'x-forwarded-prefix'])
+
+// Per route: header name (as Headers lists it, lower case) → dropped? Names repeat, so a bounded cache.
+const filters = new WeakMap<CompiledRoute, Map<string, boolean>>()
+
+function dropped(route: CompiledRoute, name: string): boolean {
+  let cache = filters.get(route)
+  if (!cache) filters.set(route, (cache = new Map()))
+  let d = cache.get(name)
+  if (d === undefined) {
+    const canonical = canonicalName(name)
+    d = isHopByHop(name) || name === 'expect' || REWRITTEN.has(name) || isIdentityHeader(canonical) || route.protectedHeaders.has(canonical)
+    if (cache.size < 1024) cache.set(name, d)
+  }
+  return d
+}
+
+function connectionNamed(incoming: Headers): string[] | null {
+  const c = incoming.get('connection')
+  return c
+    ? c
+        .toLowerCase()
+        .split(',')
+        .map((t) => t.trim())
+    : null
+}
+
+function forwardingValues(incoming: Headers, f: ForwardFacts): [string, string][] {
+  const xff = f.trusted ? incoming.get('x-forwarded-for') : null
+  return [
+    ['x-forwarded-for', xff ? `${xff}, ${f.peerIp}` : f.peerIp],
+    ['x-forwarded-proto', (f.trusted && incoming.get('x-forwarded-proto')) || f.proto],
+    ['x-forwarded-host', (f.trusted && incoming.get('x-forwarded-host')) || f.hostHeader],
+    ['x-forwarded-port', (f.trusted && incoming.get('x-forwarded-port')) || String(f.port)],
+    ['x-real-ip', f.ip],
+    ['x-request-id', f.id],
+  ]
+}
+
+function keep(route: CompiledRoute, name: string, named: string[] | null, trusted: boolean): boolean {
+  if (dropped(route, name)) return false
+  if (named !== null && named.includes(name)) return false
+  return trusted || !TRUSTED_ONLY.has(name)
+}
+
+// The header block as text (`name: value\r\n` lines), straight from the client's headers.
+export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f: ForwardFacts): string {
+  const named = connectionNamed(incoming)
+  let out = ''
+  for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out += `${name}: ${value}\r\n`
+  for (const [name, value] of forwardingValues(incoming, f)) out += `${name}: ${value}\r\n`
+  return out
+}
+
+// The same as a Headers object, for routes whose directives edit it.
+export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: ForwardFacts): Headers {
+  const named = connectionNamed(incoming)
+  const out = new Headers()
+  for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out.append(name, value)
+  for (const [name, value] of forwardingValues(incoming, f)) out.set(name, value)
+  return out
+}
+
+export function headerLines(headers: Headers): string {
+  let out = ''
+  for (const [name, value] of headers) out += `${name}: ${value}\r\n`
+  return out
+}

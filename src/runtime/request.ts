@@ -1,0 +1,69 @@
+// The request context as a class: one shape for every request, and the upstream's header
+// copy made only when a directive edits it.
+import type { CompiledRoute, RequestContext } from './context.ts'
+import type { Upgrade } from './websocket.ts'
+import { forwardedHeaderLines, forwardedHeaders, headerLines, type ForwardFacts } from './forward.ts'
+
+export interface Peer {
+  ip: string
+  tls: boolean
+  port?: number // the listener's port (X-Forwarded-Port)
+  // Set by the listener for a request that asks to upgrade (h2c upgrades are ignored).
+  upgrade?: Upgrade | null
+}
+
+export class GatewayRequest implements RequestContext, ForwardFacts {
+  upstreamPath: string
+  upstreamQuery: string | null = null
+  responseHeaders: [string, string][] | null = null
+  bodyLimit: number | null = null
+  bodyLimitExceeded = false
+  app: string | null = null
+  user: string | null = null
+  upstream: string | null = null
+  upstreamStatus: number | null = null
+  upstreamMs: number | null = null
+  gatewayError: string | null = null
+  bytesIn = 0
+  bytesOut: number | null = null
+  bodyPending = false
+  onBodyEnd: (() => void) | null = null
+  body: RequestContext['body']
+  readonly proto: 'http' | 'https'
+  readonly peerIp: string
+  readonly port: number
+  readonly upgrade: Upgrade | null
+  upgraded = false
+  private headers: Headers | null = null
+
+  constructor(
+    readonly req: Request,
+    readonly id: string,
+    readonly start: number,
+    readonly method: string,
+    readonly host: string,
+    readonly hostHeader: string,
+    peer: Peer,
+    readonly trusted: boolean,
+    readonly ip: string,
+    readonly path: string,
+    readonly rawQuery: string,
+    readonly params: Readonly<Record<string, string>>,
+    readonly route: CompiledRoute,
+  ) {
+    this.upstreamPath = path
+    this.proto = peer.tls ? 'https' : 'http'
+    this.peerIp = peer.ip
+    this.port = peer.port ?? (peer.tls ? 443 : 80)
+    this.body = req.body === null ? 'none' : 'unread'
+    this.upgrade = peer.upgrade ?? null
+  }
+
+  get upstreamHeaders(): Headers {
+    return (this.headers ??= forwardedHeaders(this.req.headers, this.route, this))
+  }
+
+  upstreamHeaderLines(): string {
+    return this.headers ? headerLines(this.headers) : forwardedHeaderLines(this.req.headers, this.route, this)
+  }
+}
