@@ -126,6 +126,7 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
     router.add(compiled, r.pattern.segments)
     routes.push(compiled)
   }
-  const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer })
-  return new Program(opts.version, Object.freeze(routes), handler, disposers)
+  const inflight = { count: 0, idle: null }
+  const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer, inflight })
+  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight)
 }

@@ -41,6 +41,7 @@ export interface RequestContext {
   bytesOut: number | null // set when the proxy counted the answer's body
   // The proxy's answer is still streaming: it calls onBodyEnd (the observer's) when done.
   bodyPending: boolean
+  idSent: boolean // the answer was made with X-Request-Id already
   onBodyEnd: (() => void) | null
   // The request body: none sent, not read yet, handed to the upstream, read whole, or left
   // unread because the answer came first (the client connection then closes).

@@ -26,6 +26,14 @@ export interface HandlerOptions {
   router: Router
   trustProxy: IpMatcher | null
   observer: RequestObserver
+  inflight: Inflight
+}
+
+// Requests started on one program and not yet answered, so a reload can dispose of the old
+// program once its last request is done.
+export interface Inflight {
+  count: number
+  idle: (() => void) | null
 }
 
 export type { Peer } from './request.ts'
@@ -52,46 +60,74 @@ function clientIp(peer: string, xff: string | null, trusted: IpMatcher): string 
 }
 
 export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) => Promise<Response | undefined> {
-  const { router, trustProxy, observer } = opts
+  const { router, trustProxy, observer, inflight } = opts
+
+  function early(req: Request, e: GatewayError, id: string, path: string, rawQuery: string, ip: string, start: number): Promise<Response> {
+    return oneAnswer(req, e.toResponse(id), req.body === null ? 'none' : 'unread', id).then((res) =>
+      observer.done({ id, method: req.method, path, rawQuery, ip, start, gatewayError: e.code }, res),
+    )
+  }
 
   return async function handle(req, peer) {
-    const start = performance.now()
-    const trusted = trustProxy !== null && trustProxy(peer.ip)
-    const incomingId = trusted ? req.headers.get('x-request-id') : null
-    const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : newRequestId()
-    const ip = trusted ? clientIp(peer.ip, req.headers.get('x-forwarded-for'), trustProxy!) : peer.ip
-    const [rawPath, rawQuery] = splitTarget(req.url)
-    const early = async (e: GatewayError) => {
-      const res = await oneAnswer(req, e.toResponse(id), req.body === null ? 'none' : 'unread', id)
-      return observer.done({ id, method: req.method, path: rawPath, rawQuery, ip, start, gatewayError: e.code }, res)
-    }
-
-    const hostHeader = req.headers.get('host') ?? ''
-    if (!HOST_HEADER.test(hostHeader)) return early(new GatewayError('bad_request', 'the Host header is missing a valid single value'))
-    const norm = normalizePath(rawPath)
-    if (!norm) return early(new GatewayError('bad_request', 'the request path is malformed'))
-    const host = hostOnly(hostHeader)
-    const found = router.lookup(req.method, host, norm.segments)
-    if (found.kind === 'none') return early(new GatewayError('no_route', `no route for ${req.method} ${norm.path}`))
-    if (found.kind === 'method') {
-      return early(new GatewayError('method_not_allowed', `${req.method} is not allowed here`, { allow: found.allow.join(', ') }))
-    }
-
-    const ctx = new GatewayRequest(req, id, start, req.method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
-    let res: Response
+    inflight.count++
     try {
-      res = await run(ctx)
-    } catch (err) {
-      const e = err instanceof GatewayError ? err : internalError(err, ctx)
-      res = e.toResponse(id)
-      ctx.gatewayError = e.code
-      if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+      const start = performance.now()
+      const headers = req.headers
+      const method = req.method
+      const trusted = trustProxy !== null && trustProxy(peer.ip)
+      const incomingId = trusted ? headers.get('x-request-id') : null
+      const id = incomingId && REQUEST_ID.test(incomingId) ? incomingId : newRequestId()
+      const ip = trusted ? clientIp(peer.ip, headers.get('x-forwarded-for'), trustProxy!) : peer.ip
+      const [rawPath, rawQuery] = splitTarget(req.url)
+
+      const hostHeader = headers.get('host') ?? ''
+      if (!HOST_HEADER.test(hostHeader)) {
+        return await early(req, new GatewayError('bad_request', 'the Host header is missing a valid single value'), id, rawPath, rawQuery, ip, start)
+      }
+      const norm = normalizePath(rawPath)
+      if (!norm) return await early(req, new GatewayError('bad_request', 'the request path is malformed'), id, rawPath, rawQuery, ip, start)
+      const host = hostOnly(hostHeader)
+      const found = router.lookup(method, host, norm.segments)
+      if (found.kind === 'none')
+        return await early(req, new GatewayError('no_route', `no route for ${method} ${norm.path}`), id, rawPath, rawQuery, ip, start)
+      if (found.kind === 'method') {
+        const e = new GatewayError('method_not_allowed', `${method} is not allowed here`, { allow: found.allow.join(', ') })
+        return await early(req, e, id, rawPath, rawQuery, ip, start)
+      }
+
+      const ctx = new GatewayRequest(req, id, start, method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
+      const plan = ctx.route.plan
+      let res: Response
+      // The stages in STAGES order; the headers the access stage asked for on every answer
+      // (Deprecation, Sunset) come before the response stage, which may change or remove them.
+      try {
+        for (const f of plan.access) {
+          const r = f(ctx)
+          const e = r instanceof Promise ? await r : r
+          if (e) throw e
+        }
+        for (const f of plan.rewrite) {
+          const e = f(ctx)
+          if (e) throw e
+        }
+        const t = plan.terminal(ctx)
+        res = t instanceof Promise ? await t : t
+        if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+        for (const f of plan.response) f(ctx, res.headers, res.status)
+      } catch (err) {
+        const e = err instanceof GatewayError ? err : internalError(err, ctx)
+        res = e.toResponse(id)
+        ctx.gatewayError = e.code
+        if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+      }
+      // Upgraded to a WebSocket: logged as 101 now; the listener sends nothing more.
+      if (ctx.upgraded) return void observer.done(ctx, res)
+      if (ctx.body === 'unread' || ctx.body === 'abandoned') res = await oneAnswer(req, res, ctx.body, id)
+      else if (!ctx.idSent) res.headers.set('x-request-id', id)
+      return observer.done(ctx, res)
+    } finally {
+      if (--inflight.count === 0 && inflight.idle) inflight.idle()
     }
-    // Upgraded to a WebSocket: logged as 101 now; the listener sends nothing more.
-    if (ctx.upgraded) return void observer.done(ctx, res)
-    if (ctx.body === 'unread' || ctx.body === 'abandoned') res = await oneAnswer(req, res, ctx.body, id)
-    else res.headers.set('x-request-id', id)
-    return observer.done(ctx, res)
   }
 }
 
@@ -140,24 +176,4 @@ async function drained(req: Request, body: ReadableStream<Uint8Array>): Promise<
 function internalError(err: unknown, ctx: RequestContext): GatewayError {
   console.error(`portcullis: request ${ctx.id} on ${ctx.route.id} failed: ${(err as Error)?.stack ?? err}`)
   return new GatewayError('internal_error', 'the gateway failed to handle this request')
-}
-
-// Access, rewrite, the terminal; then the headers the access stage asked for on every answer
-// (Deprecation, Sunset), then the response stage, which may change or remove them.
-async function run(ctx: RequestContext): Promise<Response> {
-  const plan = ctx.route.plan
-  for (const f of plan.access) {
-    const r = f(ctx)
-    const e = r instanceof Promise ? await r : r
-    if (e) throw e
-  }
-  for (const f of plan.rewrite) {
-    const e = f(ctx)
-    if (e) throw e
-  }
-  const t = plan.terminal(ctx)
-  const res = t instanceof Promise ? await t : t
-  if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
-  for (const f of plan.response) f(ctx, res.headers, res.status)
-  return res
 }

@@ -111,7 +111,8 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
         return res
       }
       const length = res.headers.get('content-length')
-      if (facts.method === 'HEAD' || !res.body || length !== null) {
+      // (res.body last: reading it makes a stream of a body that has none yet.)
+      if (facts.method === 'HEAD' || length !== null || !res.body) {
         // A HEAD answer sends headers only, whatever its Content-Length says.
         record(facts, ctx, res, length === null || facts.method === 'HEAD' ? 0 : Number(length))
         return res

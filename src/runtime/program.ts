@@ -1,7 +1,7 @@
 // A compiled policy program: the route table and its handler. Immutable once built;
 // a reload builds a new one and swaps the reference.
 import type { CompiledRoute, Stage } from './context.ts'
-import type { Peer } from './handle.ts'
+import type { Inflight, Peer } from './handle.ts'
 
 export interface RouteRow {
   method: string
@@ -13,27 +13,16 @@ export interface RouteRow {
 }
 
 export class Program {
-  private inflightCount = 0
-  private idle: (() => void) | null = null
-
   constructor(
     readonly version: number,
     readonly routes: readonly CompiledRoute[],
-    private readonly handler: (req: Request, peer: Peer) => Promise<Response | undefined>,
+    readonly handle: (req: Request, peer: Peer) => Promise<Response | undefined>,
     private readonly disposers: readonly (() => void)[],
+    private readonly inflightRequests: Inflight,
   ) {}
 
   get inflight(): number {
-    return this.inflightCount
-  }
-
-  async handle(req: Request, peer: Peer): Promise<Response | undefined> {
-    this.inflightCount++
-    try {
-      return await this.handler(req, peer)
-    } finally {
-      if (--this.inflightCount === 0 && this.idle) this.idle()
-    }
+    return this.inflightRequests.count
   }
 
   // In-process use (tests, `bun test` of user policies): no server needed.
@@ -55,7 +44,7 @@ export class Program {
 
   // Waits for requests that started on this program, then releases its resources.
   async dispose(): Promise<void> {
-    if (this.inflightCount > 0) await new Promise<void>((resolve) => (this.idle = resolve))
+    if (this.inflightRequests.count > 0) await new Promise<void>((resolve) => (this.inflightRequests.idle = resolve))
     for (const d of this.disposers) d()
   }
 }

@@ -111,10 +111,10 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
   const replayable = IDEMPOTENT.has(method) || req.headers.has('idempotency-key')
   const started = performance.now()
   const deadline = started + (retry?.withinMs ?? timeouts.headersMs)
-  const tried = new Set<Target>()
+  const tried = again ? new Set<Target>() : undefined
   for (let attempt = 0; ; attempt++) {
     const target = pool.next(tried)
-    tried.add(target)
+    tried?.add(target)
     ctx.upstream = target.origin
     const last = !again || attempt >= retry!.count
     const left = deadline - performance.now()
@@ -132,6 +132,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
         bodyLimit: limit,
         replayable,
         timeouts: tryTimeouts,
+        answerHeader: ['x-request-id', ctx.id],
         onBodyEnd(bytesOut, failed, bytesIn) {
           target.state.active--
           ctx.bytesOut = bytesOut
@@ -145,6 +146,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
         },
       })
       const res = result.response
+      ctx.idSent = true
       if (!result.ended()) ctx.bodyPending = true
       ctx.upstreamMs = performance.now() - started
       ctx.upstreamStatus = res.status

@@ -27,6 +27,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   bytesIn = 0
   bytesOut: number | null = null
   bodyPending = false
+  idSent = false
   onBodyEnd: (() => void) | null = null
   body: RequestContext['body']
   readonly proto: 'http' | 'https'

@@ -91,8 +91,9 @@ describe('a request', () => {
     router.add(recorded, [{ kind: 'literal', value: 'x' }])
     const lines: string[] = []
     const log = new AccessLog({ write: (l) => void lines.push(l), flush: () => {} }, 'json')
-    const handler = createHandler({ router, trustProxy: null, observer: createObserver(log, new Metrics()) })
-    const program = new Program(1, [recorded], handler, [])
+    const inflight = { count: 0, idle: null }
+    const handler = createHandler({ router, trustProxy: null, observer: createObserver(log, new Metrics()), inflight })
+    const program = new Program(1, [recorded], handler, [], inflight)
 
     const res = await program.fetch('http://gateway.test/x')
     expect(await res.text()).toBe('from upstream')

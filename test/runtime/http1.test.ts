@@ -17,7 +17,7 @@ function read(text: string, opts: { split?: 'whole' | 'bytes'; noBody?: boolean;
     head: (h) => ((out.head = h), true),
     body: (c) => void (out.body += c.toString('latin1')),
     end: () => void (out.ended = true),
-    fail: (r) => void (out.failed = r),
+    failed: (r) => void (out.failed = r),
   })
   reader.noBody = opts.noBody ?? false
   const bytes = Buffer.from(text, 'latin1')

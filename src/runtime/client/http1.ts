@@ -14,7 +14,7 @@ export interface ResponseSink {
   head(h: ResponseHead, rest: Buffer): boolean // false: stop reading (an upgrade)
   body(chunk: Buffer): void
   end(): void
-  fail(reason: string): void
+  failed(reason: string): void
 }
 
 const MAX_HEAD = 64 * 1024
@@ -146,7 +146,7 @@ export class ResponseReader {
 
   private fail(reason: string): void {
     this.mode = 'failed'
-    this.sink.fail(reason)
+    this.sink.failed(reason)
   }
 
   private readHead(text: string, rest: Buffer): boolean {

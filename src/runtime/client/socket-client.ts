@@ -4,7 +4,7 @@
 import type { Socket } from 'bun'
 import { UpstreamFailure, type ExchangeOptions, type ExchangeResult, type FailureKind, type Origin } from './client.ts'
 import { watchDeadline, unwatchDeadline, type Timed } from './deadlines.ts'
-import { ResponseReader, type ResponseHead } from './http1.ts'
+import { ResponseReader, type ResponseHead, type ResponseSink } from './http1.ts'
 import { responseHeaders } from './response-headers.ts'
 
 // Idle connections older than this are closed rather than reused: upstreams commonly close
@@ -176,34 +176,30 @@ function requestHead(o: ExchangeOptions): string | Uint8Array {
 
 type Phase = 'connect' | 'send' | 'wait' | 'body' | 'done'
 
-class Exchange implements Timed {
+// The exchange is its reader's sink and its own result (fewer objects per request).
+class Exchange implements Timed, ResponseSink, ExchangeResult {
   deadline = Infinity
   private phase: Phase = 'connect'
   private conn: Conn | null = null
   connecting: Conn | null = null // made for this exchange, not yet carrying it
   private readonly reader: ResponseReader
-  private head: ResponseHead | null = null
+  private answerHead: ResponseHead | null = null
   private early: Buffer[] | null = null // body bytes that came with the head
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null
   private paused = false
   private sent = false // the whole request is on the wire
   private abandoned = false
   private bodyReader: { cancel(): Promise<void> } | null = null
-  private bytesIn = 0
+  private inBytes = 0
   private gotBytes = false
   private bytesOut = 0
   private settled = false
   private responded = false
-  private ended = false
+  private bodyEnded = false
   private readonly answer = Promise.withResolvers<ExchangeResult>()
 
   constructor(private readonly o: ExchangeOptions) {
-    this.reader = new ResponseReader({
-      head: (h) => this.onHead(h),
-      body: (chunk) => this.onBody(chunk),
-      end: () => this.onEnd(),
-      fail: (reason) => this.fail('protocol', `upstream answered with malformed HTTP: ${reason}`),
-    })
+    this.reader = new ResponseReader(this)
     this.reader.noBody = o.method === 'HEAD'
   }
 
@@ -223,6 +219,17 @@ class Exchange implements Timed {
     return this.answer.promise
   }
 
+  response!: Response
+  bytesIn(): number {
+    return this.inBytes
+  }
+  bodyAbandoned(): boolean {
+    return this.abandoned
+  }
+  ended(): boolean {
+    return this.phase === 'done' || this.bodyEnded
+  }
+
   get isDone(): boolean {
     return this.phase === 'done'
   }
@@ -235,7 +242,7 @@ class Exchange implements Timed {
     const head = requestHead(this.o)
     const body = this.o.body
     if (body instanceof Uint8Array) {
-      this.bytesIn = body.byteLength
+      this.inBytes = body.byteLength
       write(conn, Buffer.concat([typeof head === 'string' ? Buffer.from(head, 'latin1') : head, body]))
       this.requestSent()
     } else {
@@ -261,22 +268,22 @@ class Exchange implements Timed {
     try {
       for (;;) {
         const { done, value } = await reader.read()
-        if (this.phase === 'done' || (this.phase === 'body' && this.ended)) return
+        if (this.phase === 'done' || (this.phase === 'body' && this.bodyEnded)) return
         if (done) break
-        this.bytesIn += value.byteLength
-        if (this.bytesIn > this.o.bodyLimit) return this.fail('too_large', 'the request body is over the limit')
+        this.inBytes += value.byteLength
+        if (this.inBytes > this.o.bodyLimit) return this.fail('too_large', 'the request body is over the limit')
         if (this.phase === 'send') this.deadline = performance.now() + this.o.timeouts.idleMs
         if (value.byteLength === 0) continue
         const ok = write(conn, chunked ? Buffer.concat([Buffer.from(`${value.byteLength.toString(16)}\r\n`), value, CRLF]) : value)
         if (!ok) await whenDrained(conn)
       }
-      if (this.o.length !== null && this.bytesIn !== this.o.length)
+      if (this.o.length !== null && this.inBytes !== this.o.length)
         return this.fail('client_body', 'the request body ended before its Content-Length')
       if (chunked) write(conn, LAST_CHUNK)
       this.bodyReader = null
       this.requestSent()
     } catch {
-      if (this.phase !== 'done' && !this.ended) this.fail('client_body', 'the client stopped sending the request body')
+      if (this.phase !== 'done' && !this.bodyEnded) this.fail('client_body', 'the client stopped sending the request body')
     }
   }
 
@@ -285,11 +292,11 @@ class Exchange implements Timed {
     if (this.phase === 'body' && !this.paused) this.deadline = performance.now() + this.o.timeouts.idleMs
     this.reader.feed(data)
     // A whole answer in the first bytes: hand it over as one buffer (kept Content-Length, no stream).
-    if (this.head && !this.settled) this.settle()
+    if (this.answerHead && !this.settled) this.settle()
   }
 
-  private onHead(h: ResponseHead): boolean {
-    this.head = h
+  head(h: ResponseHead): boolean {
+    this.answerHead = h
     this.early = []
     if (h.upgrade) {
       this.fail('protocol', 'the upstream switched protocols on a request that did not ask for it')
@@ -300,7 +307,7 @@ class Exchange implements Timed {
     return true
   }
 
-  private onBody(chunk: Buffer): void {
+  body(chunk: Buffer): void {
     this.bytesOut += chunk.length
     if (this.early) this.early.push(chunk)
     else {
@@ -313,20 +320,21 @@ class Exchange implements Timed {
     }
   }
 
-  private onEnd(): void {
-    this.ended = true
+  end(): void {
+    this.bodyEnded = true
     if (this.controller) this.controller.close()
     if (this.settled) this.finish(null)
   }
 
   private settle(): void {
     this.settled = true
-    const h = this.head!
-    const headers = responseHeaders(h.fields, this.ended)
+    const h = this.answerHead!
+    const headers = responseHeaders(h.fields, this.bodyEnded)
+    if (this.o.answerHeader) headers.push(this.o.answerHeader)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
     const early = this.early!
     this.early = null
-    if (this.ended) {
+    if (this.bodyEnded) {
       if (early.length > 0) body = early.length === 1 ? early[0]! : Buffer.concat(early)
     } else {
       body = new ReadableStream<Uint8Array>(
@@ -354,20 +362,16 @@ class Exchange implements Timed {
       return this.fail('protocol', `the upstream answered with status ${h.status}`)
     }
     this.responded = true
-    this.answer.resolve({
-      response,
-      bytesIn: () => this.bytesIn,
-      bodyAbandoned: () => this.abandoned,
-      ended: () => this.phase === 'done' || this.ended,
-    })
-    if (this.ended) this.finish(null)
+    this.response = response
+    this.answer.resolve(this)
+    if (this.bodyEnded) this.finish(null)
   }
 
   onClose(): void {
     if (this.phase === 'done') return
     if (this.phase === 'connect') return this.fail('connect', `the connection to ${this.o.origin.key} closed while it was being made`)
     this.reader.closed()
-    if (!this.ended) this.fail('reset', `the connection to ${this.o.origin.key} closed before the answer ended`)
+    if (!this.bodyEnded) this.fail('reset', `the connection to ${this.o.origin.key} closed before the answer ended`)
   }
 
   expire(): void {
@@ -376,9 +380,13 @@ class Exchange implements Timed {
     else this.fail('timeout', `the upstream was silent for ${this.o.timeouts.idleMs} ms`)
   }
 
+  failed(reason: string): void {
+    this.fail('protocol', `upstream answered with malformed HTTP: ${reason}`)
+  }
+
   private fail(kind: FailureKind, message: string): void {
     if (this.phase === 'done') return
-    const beforeAnswer = this.head === null
+    const beforeAnswer = this.answerHead === null
     if (!this.settled) {
       this.answer.reject(new UpstreamFailure(kind, message, beforeAnswer && !this.gotBytes))
       this.settled = true
@@ -400,7 +408,7 @@ class Exchange implements Timed {
       void this.bodyReader.cancel().catch(() => {})
     }
     if (conn) {
-      const clean = failure === null && this.sent && !this.abandoned && this.head!.keepAlive && !this.reader.extra && !conn.pending
+      const clean = failure === null && this.sent && !this.abandoned && this.answerHead!.keepAlive && !this.reader.extra && !conn.pending
       if (clean && conn.open) {
         if (this.paused) conn.socket.resume()
         release(conn)
@@ -410,7 +418,7 @@ class Exchange implements Timed {
         conn.socket.terminate()
       }
     }
-    if (this.responded) this.o.onBodyEnd?.(this.bytesOut, failure, this.bytesIn)
+    if (this.responded) this.o.onBodyEnd?.(this.bytesOut, failure, this.inBytes)
   }
 }
 
