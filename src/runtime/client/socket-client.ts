@@ -390,7 +390,11 @@ class Exchange implements Timed, ResponseSink, ExchangeResult {
     if (!this.settled) {
       this.answer.reject(new UpstreamFailure(kind, message, beforeAnswer && !this.gotBytes))
       this.settled = true
-    } else this.controller?.error(new UpstreamFailure(kind, message, false))
+    } else {
+      // The answer is cut: the client never sees it end. The reason goes to the access log
+      // (onBodyEnd), not to Bun, which would print an Error's stack for a stream that errors.
+      this.controller?.error(undefined)
+    }
     this.finish(kind)
   }
 
