@@ -11,6 +11,12 @@
 //   GET /healthz          -> 200 {"ok":true}
 //   …/slow?ms=N           -> sleeps N ms (default 1000, at most 60000), then echoes
 //   …/status/NNN          -> answers status NNN (200-599) with the echo as body
+//   …/events?count=N&every=MS
+//                         -> a text/event-stream of N events (default 5, at most 1000), the
+//                            first at once, then one every MS ms (default 1000, at most 60000)
+//   …/ws                  -> a WebSocket echo: the first message is the JSON echo of the
+//                            handshake request, then every message comes back as sent (text
+//                            as text, binary as binary); without an upgrade, 426 and the echo
 // (`…/` means any prefix, so `/orders/slow?ms=500` works after a rewrite too.)
 // Every answer carries `X-Upstream-Instance: NAME` and `X-Powered-By:
 // portcullis-demo-upstream` (so `remove response header` has something to remove).
@@ -41,7 +47,12 @@ export interface DemoUpstream {
   service: 'orders' | 'users' | 'static'
   port: number
   url: string // http://HOST:PORT
-  server: Bun.Server<undefined>
+  server: Bun.Server<DemoSocket>
+}
+
+/** What a WebSocket of the `…/ws` echo carries: the echo of its handshake, sent as its first message. */
+export interface DemoSocket {
+  hello: string
 }
 
 export interface EchoBody {
@@ -65,6 +76,7 @@ const instances: readonly { name: DemoInstance; service: DemoUpstream['service']
 
 const BODY_ECHO_LIMIT = 2048
 const MAX_SLEEP_MS = 60_000
+const MAX_EVENTS = 1000
 const NO_BODY_STATUSES = new Set([204, 205, 304])
 
 function queryObject(params: URLSearchParams): Record<string, string | string[]> {
@@ -96,6 +108,34 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
+// A number from the query, truncated and clamped; `fallback` when absent or not a number.
+function queryNumber(params: URLSearchParams, key: string, fallback: number, min: number, max: number): number {
+  const asked = Number(params.get(key) ?? fallback)
+  return Number.isFinite(asked) ? Math.min(Math.max(Math.trunc(asked), min), max) : fallback
+}
+
+// Server-sent events: `count` events, the first at once, then one every `everyMs`; stops
+// early when the client goes away.
+function eventStream(name: DemoInstance, path: string, count: number, everyMs: number, signal: AbortSignal): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  let seq = 0
+  let cancelled = false
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (seq > 0) await sleep(everyMs, signal)
+      if (cancelled) return
+      if (signal.aborted) return controller.close()
+      seq++
+      const data = JSON.stringify({ instance: name, path, seq, of: count, time: new Date().toISOString() })
+      controller.enqueue(encoder.encode(`id: ${seq}\nevent: tick\ndata: ${data}\n\n`))
+      if (seq >= count) controller.close()
+    },
+    cancel() {
+      cancelled = true
+    },
+  })
+}
+
 function handler(name: DemoInstance, service: DemoUpstream['service']) {
   const baseHeaders = {
     'content-type': 'application/json; charset=utf-8',
@@ -105,7 +145,7 @@ function handler(name: DemoInstance, service: DemoUpstream['service']) {
   const json = (status: number, value: unknown): Response =>
     new Response(NO_BODY_STATUSES.has(status) ? null : JSON.stringify(value, null, 2) + '\n', { status, headers: baseHeaders })
 
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, server: Bun.Server<DemoSocket>): Promise<Response | undefined> => {
     const url = new URL(req.url)
     const path = url.pathname
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return new Response('{"ok":true}\n', { headers: baseHeaders })
@@ -123,9 +163,22 @@ function handler(name: DemoInstance, service: DemoUpstream['service']) {
       bodyBytes: bytes.length,
     }
 
+    if (/(?:^|\/)ws$/.test(path)) {
+      const hello = JSON.stringify(echo, null, 2)
+      const upgrade = req.headers.get('upgrade')?.toLowerCase() === 'websocket'
+      if (upgrade && server.upgrade(req, { data: { hello }, headers: { 'x-upstream-instance': name } })) return undefined
+      return new Response(hello + '\n', { status: 426, headers: { ...baseHeaders, upgrade: 'websocket', connection: 'Upgrade' } })
+    }
+
+    if (/(?:^|\/)events$/.test(path)) {
+      const count = queryNumber(url.searchParams, 'count', 5, 1, MAX_EVENTS)
+      const everyMs = queryNumber(url.searchParams, 'every', 1000, 0, MAX_SLEEP_MS)
+      const headers = { ...baseHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }
+      return new Response(eventStream(name, path, count, everyMs, req.signal), { headers })
+    }
+
     if (/(?:^|\/)slow$/.test(path)) {
-      const asked = Number(url.searchParams.get('ms') ?? '1000')
-      const ms = Number.isFinite(asked) ? Math.min(Math.max(Math.trunc(asked), 0), MAX_SLEEP_MS) : 1000
+      const ms = queryNumber(url.searchParams, 'ms', 1000, 0, MAX_SLEEP_MS)
       await sleep(ms, req.signal)
       echo.sleptMs = ms
     }
@@ -153,7 +206,19 @@ export function startDemoUpstreams(opts: DemoUpstreamOptions = {}): DemoUpstream
   const started: DemoUpstream[] = []
   try {
     for (const inst of instances) {
-      const server = Bun.serve({ hostname, port: portFor(inst, opts), fetch: handler(inst.name, inst.service) })
+      const server = Bun.serve({
+        hostname,
+        port: portFor(inst, opts),
+        // An event stream may be silent for up to a minute between events; Bun's default
+        // cuts a connection after 10 silent seconds.
+        idleTimeout: 75,
+        fetch: handler(inst.name, inst.service),
+        websocket: {
+          data: {} as DemoSocket,
+          open: (ws) => void ws.send(ws.data.hello),
+          message: (ws, message) => void ws.send(message),
+        },
+      })
       const port = server.port ?? 0
       const host = hostname.includes(':') ? `[${hostname}]` : hostname
       const up: DemoUpstream = { name: inst.name, service: inst.service, port, url: `http://${host}:${port}`, server }
