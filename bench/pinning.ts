@@ -13,12 +13,14 @@ export function choosePinning(wanted: boolean): Pinning {
   const cores = cpus().length
   const why = !wanted ? '--no-pin' : !taskset ? 'taskset not found' : cores < 2 ? 'fewer than 2 cores' : null
   if (why || !taskset) return { side: [], proxy: () => [], describe: () => `pinning: none (${why}); everything shares the cores` }
+  // The bench itself (which drains the gateway's access log) stays off the proxy's core too.
+  Bun.spawnSync([taskset, '-p', '-c', '0', String(process.pid)], { stdout: 'ignore', stderr: 'ignore' })
   const proxyCpus = (n: number) => (Math.min(n, cores - 1) > 1 ? `1-${Math.min(n, cores - 1)}` : '1')
   return {
     side: [taskset, '-c', '0'],
     proxy: (processes = 1) => [taskset, '-c', proxyCpus(processes)],
     describe: (workers) =>
-      `pinning (${taskset}): upstream and load generator on CPU 0, proxy under test on CPU 1` +
+      `pinning (${taskset}): upstream, load generator and this script on CPU 0, proxy under test on CPU 1` +
       (workers > 1 ? `, gateway --workers ${workers} on CPU ${proxyCpus(workers)}` : ''),
   }
 }
