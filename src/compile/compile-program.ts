@@ -67,6 +67,7 @@ function compileRoute(
     plan,
     stageNames,
     protectedHeaders,
+    forwardVerdicts: new Map(),
   })
 }
 

@@ -30,7 +30,6 @@ export interface RequestContext {
   // Extra headers for every response of this request, errors included (e.g. Deprecation).
   responseHeaders: [string, string][] | null
   bodyLimit: number | null
-  bodyLimitExceeded: boolean
   app: string | null
   user: string | null
   upstream: string | null
@@ -87,4 +86,6 @@ export interface CompiledRoute {
   stageNames: Record<Stage, string[]>
   // Normalised names (lower case, `_` and `.` as `-`) a client may not send upstream.
   protectedHeaders: ReadonlySet<string>
+  // Request header name → dropped before forwarding? Filled as names are met (forward.ts).
+  forwardVerdicts: Map<string, boolean>
 }

@@ -19,12 +19,10 @@ const REWRITTEN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 // From a trusted proxy these pass through; from anyone else they are dropped.
 const TRUSTED_ONLY = new Set(['forwarded', 'x-forwarded-prefix'])
 
-// Per route: header name (as Headers lists it, lower case) → dropped? Names repeat, so a bounded cache.
-const filters = new WeakMap<CompiledRoute, Map<string, boolean>>()
-
+// Per route: header name (as Headers lists it, lower case) → dropped? Names repeat, so the
+// verdicts are remembered, a bounded number of them.
 function dropped(route: CompiledRoute, name: string): boolean {
-  let cache = filters.get(route)
-  if (!cache) filters.set(route, (cache = new Map()))
+  const cache = route.forwardVerdicts
   let d = cache.get(name)
   if (d === undefined) {
     const canonical = canonicalName(name)

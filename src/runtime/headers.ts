@@ -42,43 +42,6 @@ export function isIdentityHeader(canonical: string): boolean {
   return IDENTITY_EXACT.has(canonical) || IDENTITY_PREFIXES.some((p) => canonical.startsWith(p))
 }
 
-function connectionTokens(headers: Headers): string[] {
-  const c = headers.get('connection')
-  return c
-    ? c
-        .split(',')
-        .map((t) => t.trim().toLowerCase())
-        .filter(Boolean)
-    : []
-}
-
-// The request headers an upstream may see: no hop-by-hop, no identity or protected names.
-export function upstreamRequestHeaders(incoming: Headers, protectedNames: ReadonlySet<string>): Headers {
-  const out = new Headers(incoming)
-  const named = connectionTokens(incoming)
-  let doomed: string[] | null = null
-  for (const name of incoming.keys()) {
-    if (HOP_BY_HOP.has(name) || (named.length > 0 && named.includes(name))) (doomed ??= []).push(name)
-    else {
-      const canonical = canonicalName(name)
-      if (isIdentityHeader(canonical) || protectedNames.has(canonical)) (doomed ??= []).push(name)
-    }
-  }
-  if (doomed) for (const name of doomed) out.delete(name)
-  return out
-}
-
-// The upstream's response headers as the client gets them, edited in place.
-export function stripResponseHeaders(headers: Headers): Headers {
-  const named = connectionTokens(headers)
-  let doomed: string[] | null = null
-  for (const name of headers.keys()) {
-    if (HOP_BY_HOP.has(name) || name === 'gateway-error' || (named.length > 0 && named.includes(name))) (doomed ??= []).push(name)
-  }
-  if (doomed) for (const name of doomed) headers.delete(name)
-  return headers
-}
-
 // Header values built from templates may not smuggle new lines or control characters, and
 // a header carries bytes: characters beyond Latin-1 travel percent-encoded as UTF-8.
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/

@@ -8,7 +8,7 @@ import type { RetryPolicy, Target, UpstreamPool } from './upstream.ts'
 
 // A request that may be sent again is kept in memory; without `limit body` at most this much.
 // A longer body is streamed once, without retries (as Envoy does past its buffer limit).
-export const RETRY_BODY_CAP = 1024 * 1024
+const RETRY_BODY_CAP = 1024 * 1024
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const BACKOFF_BASE_MS = 25
 const BACKOFF_CAP_MS = 250

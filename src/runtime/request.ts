@@ -17,7 +17,6 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   upstreamQuery: string | null = null
   responseHeaders: [string, string][] | null = null
   bodyLimit: number | null = null
-  bodyLimitExceeded = false
   app: string | null = null
   user: string | null = null
   upstream: string | null = null

@@ -76,7 +76,7 @@ function stateOf(upstream: string, key: string): TargetState {
   return s
 }
 
-export function targetOf(upstream: string, url: URL, weight = 1): Target {
+function targetOf(upstream: string, url: URL, weight = 1): Target {
   const conn = originOf(url)
   const basePath = url.pathname.replace(/\/+$/, '')
   return { origin: conn.key, conn, basePath, weight, state: stateOf(upstream, `${conn.key}${basePath}`) }

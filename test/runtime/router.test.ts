@@ -4,7 +4,17 @@ import type { CompiledRoute } from '../../src/runtime/context.ts'
 import { Router, type PatternSegment } from '../../src/runtime/router.ts'
 
 function route(id: string, methods: string[] | null, host: string | null = null): CompiledRoute {
-  return { id, methods, host, pattern: id, location: '', plan: null as never, stageNames: null as never, protectedHeaders: new Set() }
+  return {
+    id,
+    methods,
+    host,
+    pattern: id,
+    location: '',
+    plan: null as never,
+    stageNames: null as never,
+    protectedHeaders: new Set(),
+    forwardVerdicts: new Map(),
+  }
 }
 const lit = (value: string): PatternSegment => ({ kind: 'literal', value })
 const param = (name: string): PatternSegment => ({ kind: 'param', name })

@@ -9,7 +9,7 @@ import { responseHeaders } from './response-headers.ts'
 
 // Idle connections older than this are closed rather than reused: upstreams commonly close
 // theirs after 5 s (Node) or more; a reused connection the upstream closed meanwhile is retried.
-export const POOL_IDLE_MS = 4_000
+const POOL_IDLE_MS = 4_000
 const MAX_IDLE_PER_ORIGIN = 256
 const STREAM_HIGH_WATER = 64 * 1024
 
