@@ -10,7 +10,6 @@ import { startAdmin } from '../server/admin.ts'
 import { Gateway } from '../server/gateway.ts'
 import { reportToPrimary, WORKER_ENV, WorkerPool } from '../server/workers.ts'
 import { memoryStore } from '../store/memory.ts'
-import { redisStore } from '../store/redis.ts'
 import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
 import { printRoutes } from './routes-table.ts'
 import { directiveTable } from './directive-table.ts'
@@ -41,7 +40,8 @@ async function serve(opts: GatewayOptions): Promise<void> {
   // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
   const first = buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
-  const store = opts.redis ? redisStore(opts.redis) : memoryStore()
+  // ioredis is loaded only when it is used: 2 MB of heap every full GC would walk otherwise.
+  const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis) : memoryStore()
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway(
     {
