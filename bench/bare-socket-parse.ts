@@ -1,5 +1,5 @@
-// The response side of bench/bare-socket-proxy.ts: just enough HTTP/1.1 parsing for the
-// bench's answers. Lenient and unhardened: a yardstick, not a product.
+// The response side of bench/bare-socket-proxy.ts and bench/bare-raw-pool.ts: just enough
+// HTTP/1.1 parsing for the bench's answers. Lenient and unhardened: a yardstick, not a product.
 
 export const HOP_BY_HOP = new Set([
   'connection',

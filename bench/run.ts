@@ -20,6 +20,7 @@ const PATHS: Record<Row, [string, boolean]> = {
   nginx: [ORDER, false],
   'bare-fetch': [ORDER, false],
   'bare-socket': [ORDER, false],
+  'bare-raw': [ORDER, false],
   'gateway-plain': [`/plain${ORDER}`, false],
   gateway: [`/api/v1${ORDER}`, true],
   'gateway-workers': [`/api/v1${ORDER}`, true],
@@ -65,7 +66,7 @@ async function main(): Promise<number> {
       const [port = 0] = freePorts(1)
       await startNginx(binary, pin.proxy(), port, upstream, ORDER, readyMs)
       bases.set(row, `http://127.0.0.1:${port}`)
-    } else if (row === 'bare-fetch' || row === 'bare-socket') {
+    } else if (row === 'bare-fetch' || row === 'bare-socket' || row === 'bare-raw') {
       bases.set(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
     } else if (row === 'gateway-plain' || row === 'gateway') {
       if (!gateways.some(([name]) => name === 'gateway')) gateways.push(['gateway', await startGateway('gateway', upstream, 1, pin.proxy(), readyMs)])
