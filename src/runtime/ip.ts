@@ -84,13 +84,26 @@ function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {
 
 export type IpMatcher = (ip: string) => boolean
 
+// Clients repeat: each address is parsed once, whatever number of matchers ask (a bounded
+// memory, emptied when full).
+const parsed = new Map<string, ReturnType<typeof parseIp>>()
+function parseOnce(text: string): ReturnType<typeof parseIp> {
+  let ip = parsed.get(text)
+  if (ip === undefined) {
+    ip = parseIp(text)
+    if (parsed.size >= 4096) parsed.clear()
+    parsed.set(text, ip)
+  }
+  return ip
+}
+
 // `unreadable` answers for an address that does not parse (empty when the peer is
 // unknown, garbage from a trusted proxy's X-Forwarded-For). An allow list and trusted
 // proxies want `false`; a deny list wants `true`, so that it fails closed.
 export function ipMatcher(cidrs: readonly Cidr[], unreadable = false): IpMatcher {
   const list = Object.freeze([...cidrs])
   return function matchIp(text) {
-    const ip = parseIp(text)
+    const ip = parseOnce(text)
     if (!ip) return unreadable
     for (const c of list) if (contains(c, ip)) return true
     return false
