@@ -13,12 +13,13 @@ export default defineDirective({
     a.end()
     return names && { names }
   },
+  // The client's own values are dropped at compile time (as for any name a route owns);
+  // at request time this undoes a `set header` of the same name that ran before it.
+  setsHeaders: (cfg) => cfg.names.map(canonicalName),
   compile(cfg) {
-    const remove = new Set(cfg.names.map(canonicalName))
+    const names = Object.freeze([...cfg.names])
     return function removeHeader(req) {
-      const doomed: string[] = []
-      for (const name of req.upstreamHeaders.keys()) if (remove.has(canonicalName(name))) doomed.push(name)
-      for (const name of doomed) req.upstreamHeaders.delete(name)
+      for (const name of names) req.setUpstreamHeader(name, null)
       return undefined
     }
   },

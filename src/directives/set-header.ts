@@ -18,8 +18,7 @@ export default defineDirective({
     const value = ctx.template(cfg.value, 'text')
     return function setHeader(req) {
       const v = value(req)
-      if (v === undefined) req.upstreamHeaders.delete(name)
-      else req.upstreamHeaders.set(name, safeHeaderValue(v))
+      req.setUpstreamHeader(name, v === undefined ? null : safeHeaderValue(v))
       return undefined
     }
   },

@@ -23,10 +23,14 @@ export interface RequestContext {
   // What the upstream will get; the rewrite stage edits these.
   upstreamPath: string
   upstreamQuery: string | null // raw, without `?`; null = pass rawQuery through untouched
-  // The headers the upstream gets, built on first use (routes that edit them); the proxy
-  // otherwise writes them straight from the client's headers.
+  // The headers the upstream gets: the client's (less hop-by-hop, identity and route-owned
+  // names), the forwarding set, then what the rewrite stage set. Written straight as text for
+  // the proxy; `upstreamHeaders` builds them as an object for those that need one.
   readonly upstreamHeaders: Headers
   upstreamHeaderLines(): string
+  // A header for the upstream (null: none), replacing the client's in any spelling. The
+  // directive that calls it declares the name in `setsHeaders`, so the client's is dropped.
+  setUpstreamHeader(name: string, value: string | null): void
   // Extra headers for every response of this request, errors included (e.g. Deprecation).
   responseHeaders: [string, string][] | null
   bodyLimit: number | null

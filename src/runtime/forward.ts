@@ -42,9 +42,10 @@ function connectionNamed(incoming: Headers): string[] | null {
     : null
 }
 
-function forwardingValues(incoming: Headers, f: ForwardFacts): [string, string][] {
+// The forwarding set, less the names a directive of the route owns (it sets or removes them).
+function forwardingValues(incoming: Headers, f: ForwardFacts, route: CompiledRoute): [string, string][] {
   const xff = f.trusted ? incoming.get('x-forwarded-for') : null
-  return [
+  const all: [string, string][] = [
     ['x-forwarded-for', xff ? `${xff}, ${f.peerIp}` : f.peerIp],
     ['x-forwarded-proto', (f.trusted && incoming.get('x-forwarded-proto')) || f.proto],
     ['x-forwarded-host', (f.trusted && incoming.get('x-forwarded-host')) || f.hostHeader],
@@ -52,6 +53,7 @@ function forwardingValues(incoming: Headers, f: ForwardFacts): [string, string][
     ['x-real-ip', f.ip],
     ['x-request-id', f.id],
   ]
+  return route.protectedHeaders.size === 0 ? all : all.filter(([name]) => !route.protectedHeaders.has(name))
 }
 
 function keep(route: CompiledRoute, name: string, named: string[] | null, trusted: boolean): boolean {
@@ -65,7 +67,7 @@ export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f:
   const named = connectionNamed(incoming)
   let out = ''
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out += `${name}: ${value}\r\n`
-  for (const [name, value] of forwardingValues(incoming, f)) out += `${name}: ${value}\r\n`
+  for (const [name, value] of forwardingValues(incoming, f, route)) out += `${name}: ${value}\r\n`
   return out
 }
 
@@ -74,12 +76,6 @@ export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: For
   const named = connectionNamed(incoming)
   const out = new Headers()
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out.append(name, value)
-  for (const [name, value] of forwardingValues(incoming, f)) out.set(name, value)
-  return out
-}
-
-export function headerLines(headers: Headers): string {
-  let out = ''
-  for (const [name, value] of headers) out += `${name}: ${value}\r\n`
+  for (const [name, value] of forwardingValues(incoming, f, route)) out.set(name, value)
   return out
 }

@@ -2,7 +2,8 @@
 // copy made only when a directive edits it.
 import type { CompiledRoute, RequestContext } from './context.ts'
 import type { Upgrade } from './websocket.ts'
-import { forwardedHeaderLines, forwardedHeaders, headerLines, type ForwardFacts } from './forward.ts'
+import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './forward.ts'
+import { canonicalName } from './headers.ts'
 
 export interface Peer {
   ip: string
@@ -34,7 +35,8 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   readonly port: number
   readonly upgrade: Upgrade | null
   upgraded = false
-  private headers: Headers | null = null
+  // Set by the rewrite stage, by canonical name: [name as written, value or null for none].
+  private sets: Map<string, [string, string | null]> | null = null
 
   constructor(
     readonly req: Request,
@@ -60,10 +62,18 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   }
 
   get upstreamHeaders(): Headers {
-    return (this.headers ??= forwardedHeaders(this.req.headers, this.route, this))
+    const h = forwardedHeaders(this.req.headers, this.route, this)
+    if (this.sets) for (const [name, value] of this.sets.values()) if (value !== null) h.set(name, value)
+    return h
   }
 
   upstreamHeaderLines(): string {
-    return this.headers ? headerLines(this.headers) : forwardedHeaderLines(this.req.headers, this.route, this)
+    let lines = forwardedHeaderLines(this.req.headers, this.route, this)
+    if (this.sets) for (const [name, value] of this.sets.values()) if (value !== null) lines += `${name}: ${value}\r\n`
+    return lines
+  }
+
+  setUpstreamHeader(name: string, value: string | null): void {
+    ;(this.sets ??= new Map()).set(canonicalName(name), [name.toLowerCase(), value])
   }
 }

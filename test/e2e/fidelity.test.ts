@@ -54,6 +54,15 @@ match GET /deprecated {
   proxy up
 }
 match GET /deprecated-error { status deprecated; status blocked }
+match GET /edited {
+  set header X-Forwarded-Host = "edge.example"
+  remove header X-Forwarded-Port
+  set header X-A = "1"
+  remove header x_a
+  remove header X-B
+  set header X-B = "2"
+  proxy up
+}
 `,
   })
   gw = await startGateway(dir)
@@ -111,6 +120,19 @@ describe('request headers', () => {
     expect(upstream).toContain(`\r\nx-forwarded-port: ${port}\r\n`)
     expect(upstream).toContain('\r\nx-forwarded-for: 127.0.0.1\r\n')
     expect(upstream).not.toMatch(/x-forwarded-prefix|forwarded: for|6\.6\.6\.6|: 1\r\n/i)
+  })
+})
+
+describe('header directives', () => {
+  test('they apply in source order, over the client and over the forwarding set', async () => {
+    const { upstream } = await through('GET /edited HTTP/1.1\r\nHost: a\r\nX-A: client\r\nX-B: client\r\nX_B: sneaky\r\nX-Keep: 1\r\n\r\n')
+    expect(upstream).toContain('\r\nx-forwarded-host: edge.example\r\n')
+    expect(upstream).not.toMatch(/x-forwarded-port/i)
+    expect(upstream).not.toMatch(/\r\nx[-_]a:/i)
+    expect(upstream).toContain('\r\nx-b: 2\r\n')
+    expect(upstream).not.toMatch(/client|sneaky/)
+    expect(upstream).toContain('\r\nx-keep: 1\r\n')
+    expect(upstream.match(/\r\nx-forwarded-host:/gi)).toHaveLength(1)
   })
 })
 
