@@ -3,7 +3,7 @@
 // dropped, content-length of the decoded body) plus the body bytes. Yardstick, not a
 // product: lenient, unhardened, no pool limit, no 1xx.
 import type { Socket } from 'bun'
-import { CRLF2, dechunk, parseHead, type Head } from './bare-socket-parse.ts'
+import { CRLF2, wholeBody, parseHead, type Head } from './bare-socket-parse.ts'
 
 export const EMPTY = Buffer.alloc(0)
 
@@ -68,13 +68,8 @@ export function upstreamPool(upstream: URL): (request: Buffer, bodiless: boolean
         return finish(sock, head, EMPTY, c.buf)
       }
     }
-    const { head, buf } = c
-    if (typeof head.length === 'number') {
-      if (buf.length >= head.length) finish(sock, head, buf.subarray(0, head.length), buf.subarray(head.length))
-    } else if (head.length === 'chunked') {
-      const done = dechunk(buf)
-      if (done) finish(sock, head, done[0], done[1])
-    }
+    const whole = wholeBody(c.head, c.buf)
+    if (whole) finish(sock, c.head, whole[0], whole[1])
   }
 
   function onGone(sock: Sock, err: Error): void {

@@ -56,3 +56,10 @@ export function dechunk(buf: Buffer): [Buffer, Buffer] | null {
     pos = eol + 2 + size + 2
   }
 }
+
+// The body of an answer once all of it is in `buf` (Content-Length or chunked), with the
+// bytes after it; null while more must arrive (a `close`-framed body ends with the socket).
+export function wholeBody(head: Head, buf: Buffer): [Buffer, Buffer] | null {
+  if (typeof head.length === 'number') return buf.length >= head.length ? [buf.subarray(0, head.length), buf.subarray(head.length)] : null
+  return head.length === 'chunked' ? dechunk(buf) : null
+}

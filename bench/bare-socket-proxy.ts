@@ -6,7 +6,7 @@
 // Prints `listening on http://127.0.0.1:PORT`.
 import type { Socket } from 'bun'
 import { argValue, exitWithParent } from './lifeline.ts'
-import { CRLF2, dechunk, HOP_BY_HOP, parseHead, type Head } from './bare-socket-parse.ts'
+import { CRLF2, wholeBody, HOP_BY_HOP, parseHead, type Head } from './bare-socket-parse.ts'
 
 const upstream = new URL(argValue('upstream', 'bare-socket-proxy'))
 
@@ -53,13 +53,8 @@ function read(sock: Sock, chunk: Buffer): void {
     c.head = parseHead(c.buf.toString('latin1', 0, end))
     c.buf = c.buf.subarray(end + 4)
   }
-  const { head, buf } = c
-  if (typeof head.length === 'number') {
-    if (buf.length >= head.length) finish(sock, head, buf.subarray(0, head.length), buf.subarray(head.length))
-  } else if (head.length === 'chunked') {
-    const done = dechunk(buf)
-    if (done) finish(sock, head, done[0], done[1])
-  }
+  const whole = wholeBody(c.head, c.buf)
+  if (whole) finish(sock, c.head, whole[0], whole[1])
 }
 
 function onGone(sock: Sock, err: Error): void {

@@ -46,9 +46,9 @@ export interface RequestContext {
   bodyPending: boolean
   idSent: boolean // the answer was made with X-Request-Id already
   onBodyEnd: (() => void) | null
-  // The request body: none sent, not read yet, handed to the upstream, read whole, or left
-  // unread because the answer came first (the client connection then closes).
-  body: 'none' | 'unread' | 'forwarding' | 'read' | 'abandoned'
+  // The request body: none sent, not read yet, handed to the upstream, or left unread
+  // because the answer came first (the client connection then closes).
+  body: 'none' | 'unread' | 'forwarding' | 'abandoned'
   // A WebSocket upgrade request on a listener that can upgrade it; `upgraded` once it was.
   readonly upgrade: Upgrade | null
   upgraded: boolean

@@ -42,10 +42,10 @@ function connectionNamed(incoming: Headers): string[] | null {
     : null
 }
 
-// The forwarding set, less the names a directive of the route owns (it sets or removes them).
-function forwardingValues(incoming: Headers, f: ForwardFacts, route: CompiledRoute): [string, string][] {
+// The forwarding set; a name a directive of the route owns (sets or removes) is left to it.
+function forwardingValues(incoming: Headers, f: ForwardFacts): [string, string][] {
   const xff = f.trusted ? incoming.get('x-forwarded-for') : null
-  const all: [string, string][] = [
+  return [
     ['x-forwarded-for', xff ? `${xff}, ${f.peerIp}` : f.peerIp],
     ['x-forwarded-proto', (f.trusted && incoming.get('x-forwarded-proto')) || f.proto],
     ['x-forwarded-host', (f.trusted && incoming.get('x-forwarded-host')) || f.hostHeader],
@@ -53,7 +53,6 @@ function forwardingValues(incoming: Headers, f: ForwardFacts, route: CompiledRou
     ['x-real-ip', f.ip],
     ['x-request-id', f.id],
   ]
-  return route.protectedHeaders.size === 0 ? all : all.filter(([name]) => !route.protectedHeaders.has(name))
 }
 
 function keep(route: CompiledRoute, name: string, named: string[] | null, trusted: boolean): boolean {
@@ -67,15 +66,15 @@ export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f:
   const named = connectionNamed(incoming)
   let out = ''
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out += `${name}: ${value}\r\n`
-  for (const [name, value] of forwardingValues(incoming, f, route)) out += `${name}: ${value}\r\n`
+  for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out += `${name}: ${value}\r\n`
   return out
 }
 
-// The same as a Headers object, for routes whose directives edit it.
+// The same as a Headers object (the WebSocket handshake takes one).
 export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: ForwardFacts): Headers {
   const named = connectionNamed(incoming)
   const out = new Headers()
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out.append(name, value)
-  for (const [name, value] of forwardingValues(incoming, f, route)) out.set(name, value)
+  for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out.set(name, value)
   return out
 }

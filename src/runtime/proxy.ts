@@ -152,7 +152,6 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
       ctx.upstreamStatus = res.status
       ctx.bytesIn = result.bytesIn()
       if (result.bodyAbandoned()) ctx.body = 'abandoned'
-      else if (body instanceof Uint8Array) ctx.body = 'read'
       const failedStatus = FAILED_STATUS.has(res.status)
       pool.report(target, failedStatus)
       if (!last && retry!.on.statuses.includes(res.status) && (await backoff(attempt, deadline))) {

@@ -1,5 +1,5 @@
-// The request context as a class: one shape for every request, and the upstream's header
-// copy made only when a directive edits it.
+// The request context as a class: one shape for every request. The upstream's headers are
+// written once as text when the request is sent; directives only record their edits.
 import type { CompiledRoute, RequestContext } from './context.ts'
 import type { Upgrade } from './websocket.ts'
 import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './forward.ts'

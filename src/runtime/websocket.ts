@@ -74,7 +74,7 @@ export async function proxyWebSocket(ctx: RequestContext, pool: UpstreamPool, ti
   if (!upgrade) throw new GatewayError('bad_request', 'this route expects a WebSocket upgrade request')
   const target = pool.next()
   ctx.upstream = target.origin
-  const headers = new Headers(ctx.upstreamHeaders)
+  const headers = ctx.upstreamHeaders // a fresh object
   for (const h of HANDSHAKE) headers.delete(h)
   const protocols = (ctx.req.headers.get('sec-websocket-protocol') ?? '')
     .split(',')

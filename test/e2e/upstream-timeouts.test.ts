@@ -372,6 +372,17 @@ afterAll(async () => {
 
 // ---- deadlines ------------------------------------------------------------------------------
 
+// The access log line of an answer the idle timeout cut after 10 body bytes.
+async function expectCutLogged(path: string): Promise<void> {
+  const { status, upstream_status, gateway_error, bytes_out } = await logLine(gw, path)
+  expect({ status, upstream_status, gateway_error, bytes_out }).toEqual({
+    status: 200,
+    upstream_status: 200,
+    gateway_error: 'upstream_timeout',
+    bytes_out: 10,
+  })
+}
+
 describe('deadlines', () => {
   test('connect-timeout: a TLS handshake that never completes is a 504 upstream_timeout well before the timeout', async () => {
     const started = performance.now()
@@ -415,14 +426,7 @@ describe('deadlines', () => {
     expect(answer.status).toBe(200)
     expect(answer.complete).toBe(false)
     expect(answer.body).toBe('0123456789')
-    const entry = await logLine(gw, '/stall/cl')
-    const { status, upstream_status, gateway_error, bytes_out } = entry
-    expect({ status, upstream_status, gateway_error, bytes_out }).toEqual({
-      status: 200,
-      upstream_status: 200,
-      gateway_error: 'upstream_timeout',
-      bytes_out: 10,
-    })
+    await expectCutLogged('/stall/cl')
     // The upstream's connection is dropped too.
     const conn = script.requests.find((r) => r.path === '/stall/cl')!.conn
     await until('the stalled upstream connection is closed', () => script.conns[conn - 1]!.closed, 2_000)
@@ -437,14 +441,7 @@ describe('deadlines', () => {
     const answer = framed(got.text)
     expect(answer.complete).toBe(false)
     expect(answer.body).toBe('0123456789')
-    const entry = await logLine(gw, '/stall/chunked')
-    const { status, upstream_status, gateway_error, bytes_out } = entry
-    expect({ status, upstream_status, gateway_error, bytes_out }).toEqual({
-      status: 200,
-      upstream_status: 200,
-      gateway_error: 'upstream_timeout',
-      bytes_out: 10,
-    })
+    await expectCutLogged('/stall/chunked')
   })
 
   test('a stream that keeps flowing is delivered whole, though it lasts longer than the timeout', async () => {
