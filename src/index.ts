@@ -1,5 +1,5 @@
 // The library surface, for unit-testing policies in process with `bun test`:
-//   const { program } = buildProgram('./policies', { upstreams: { orders: mock.url } })
+//   const { program } = await buildProgram('./policies', { upstreams: { orders: mock.url } })
 //   const res = await program.fetch('http://gateway/api/v1/orders/1')
 export { buildProgram, type BuildOptions, type BuildResult } from './compile/build-program.ts'
 export { renderDiagnostics, type Diagnostic } from './policy/diagnostics.ts'

@@ -23,11 +23,19 @@ export interface BlockKind<C> {
   init(): C
 }
 
+// A secret or API key, with the window in which it is accepted (key rotation).
+export interface RotatingSecret {
+  ref: SecretRef
+  from: number | null
+  until: number | null
+  span: Span // the whole line, for window diagnostics
+}
+
 export interface AppConfig {
   key?: string
   keySpan?: Span
-  secret?: SecretRef
-  apiKey?: SecretRef
+  secrets: RotatingSecret[]
+  apiKeys: RotatingSecret[]
   publicKey?: SecretRef
   certs: string[]
   jwtSubject?: string
@@ -37,21 +45,31 @@ export interface AppConfig {
   meta: Record<string, string>
 }
 
-// `secret env NAME`, `api-key file "path"`, …: one secret reference each.
-function secretField(name: string, key: 'secret' | 'apiKey' | 'publicKey', file = 'path'): Field<AppConfig> {
+// `secret env NAME [from DATE] [until DATE]`: up to two per app, so a partner can move to a
+// new secret (or API key) without a flag day; each is accepted only inside its window.
+function rotatingField(name: string, key: 'secrets' | 'apiKeys'): Field<AppConfig> {
   return {
     name,
-    usage: `${name} env NAME | file "${file}"`,
+    usage: `${name} env NAME | file "path" [from DATE] [until DATE]`,
+    repeat: true,
     read: (a, c) => {
-      c[key] = a.secret()
+      const ref = a.secret()
+      if (!ref) return
+      let from: number | null = null
+      let until: number | null = null
+      if (a.accept('from')) from = a.date() ?? null
+      if (a.accept('until')) until = a.date() ?? null
       a.end()
+      if (from !== null && until !== null && from >= until) return void a.fail('bad-window', `'from' must be before 'until'`, a.statement.span)
+      if (c[key].length === 2) return void a.fail('too-many-secrets', `an app holds at most two ${name}s at once (the current one and the next)`, a.statement.span)
+      c[key].push({ ref, from, until, span: a.statement.span })
     },
   }
 }
 
 export const appBlock: BlockKind<AppConfig> = {
   kind: 'app',
-  init: () => ({ certs: [], meta: {} }),
+  init: () => ({ certs: [], meta: {}, secrets: [], apiKeys: [] }),
   fields: [
     {
       name: 'key',
@@ -65,9 +83,16 @@ export const appBlock: BlockKind<AppConfig> = {
         a.end()
       },
     },
-    secretField('secret', 'secret'),
-    secretField('api-key', 'apiKey'),
-    secretField('public-key', 'publicKey', 'path.pem'),
+    rotatingField('secret', 'secrets'),
+    rotatingField('api-key', 'apiKeys'),
+    {
+      name: 'public-key',
+      usage: 'public-key env NAME | file "path.pem"',
+      read: (a, c) => {
+        c.publicKey = a.secret()
+        a.end()
+      },
+    },
     {
       name: 'cert',
       usage: 'cert sha256 "AA:BB:…"',

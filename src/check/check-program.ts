@@ -19,6 +19,16 @@ import { appBlock, readBlock, readTier, sessionBlock, sinkBlock, type AppConfig,
 import { upstreamBlock, type UpstreamConfig } from './upstream-block.ts'
 import { findDirective } from '../directives/index.ts'
 import { resolveStatement } from './resolve.ts'
+import { checkApp } from './apps.ts'
+import { readSecret, type Env } from '../policy/secrets.ts'
+
+export interface CheckOptions {
+  env: Env
+  now: number
+  // Store apps known at build time: a name or key id clashing with a file app is an error.
+  storeApps: readonly { name: string; key: string | null; group: string | null }[]
+  clientCa: boolean
+}
 import { findConflicts } from './conflicts.ts'
 
 export interface DirectiveUse {
@@ -70,7 +80,9 @@ function declare(seen: Map<string, Span>, kind: string, name: string, span: Span
   return true
 }
 
-export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedProgram {
+const NO_OPTIONS: CheckOptions = { env: process.env, now: Date.now(), storeApps: [], clientCa: false }
+
+export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: CheckOptions = NO_OPTIONS): CheckedProgram {
   const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [] }
   const seen = new Map<string, Span>()
   const decls = files.flatMap((f) => f.declarations)
@@ -89,6 +101,7 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
       const cfg = readBlock(appBlock, d.body, bag, `app '${d.name}'`)
       if (cfg.tier) appTiers.push(cfg.tier)
       program.apps.set(d.name, { ...cfg, span: d.nameSpan })
+      checkApp(d.name, { ...cfg, span: d.nameSpan }, bag, opts.env, opts.now)
     } else if (d.kind === 'tier' && declare(seen, 'tier', d.name, d.nameSpan, bag)) {
       const cfg = readTier(
         { words: [{ kind: 'word', text: 'tier', span: d.span }, { kind: 'word', text: d.name, span: d.nameSpan }, ...d.args], span: d.span },
@@ -129,14 +142,27 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag): CheckedPr
       bag.error('duplicate-name', `app '${name}' uses the key "${app.key}" of another app`, app.keySpan, { message: 'first used here', span: prev })
     else keys.set(app.key, app.keySpan!)
   }
+  for (const s of opts.storeApps) {
+    const clash = program.apps.get(s.name)
+    if (clash)
+      bag.error('duplicate-name', `app '${s.name}' is also a store app; file and store apps share one namespace`, clash.span, {
+        message: `remove the store app (DELETE /apps/${s.name} on the admin API) or rename this one`,
+      })
+    else if (s.key !== null && keys.has(s.key))
+      bag.error('duplicate-name', `the key "${s.key}" is also used by the store app '${s.name}'`, keys.get(s.key)!, {
+        message: `remove the store app (DELETE /apps/${s.name} on the admin API) or give this app another key`,
+      })
+  }
   for (const t of appTiers) if (!program.tiers.has(t.text)) unknownName(bag, 'tier', t, program.tiers.keys())
   if (sessionUpstream && !program.upstreams.has(sessionUpstream.text)) unknownName(bag, 'upstream', sessionUpstream, program.upstreams.keys())
 
   const upstreamNames = new Set(program.upstreams.keys())
+  const appNames = new Set([...program.apps.keys(), ...opts.storeApps.map((a) => a.name)])
+  const groups = new Set([...[...program.apps.values()].flatMap((a) => a.group ?? []), ...opts.storeApps.flatMap((a) => a.group ?? [])])
   const defaultUses = defaults ? defaults.body.flatMap((st) => resolveStatement(st, 'defaults', bag) ?? []) : []
   for (const d of decls) {
     if (d.kind !== 'match') continue
-    const route = checkRoute(d, defaultUses, upstreamNames, bag)
+    const route = checkRoute(d, defaultUses, { upstreams: upstreamNames, apps: appNames, groups, clientCa: opts.clientCa, env: opts.env }, bag)
     if (route) program.routes.push(route)
   }
   findConflicts(program.routes, bag)
@@ -172,7 +198,7 @@ function checkMethods(methods: Arg[], bag: DiagnosticBag): string[] | null | und
 function checkRoute(
   d: Extract<Declaration, { kind: 'match' }>,
   defaultUses: DirectiveUse[],
-  upstreams: ReadonlySet<string>,
+  names: { upstreams: ReadonlySet<string>; apps: ReadonlySet<string>; groups: ReadonlySet<string>; clientCa: boolean; env: Env },
   bag: DiagnosticBag,
 ): CheckedRoute | undefined {
   const methods = checkMethods(d.methods, bag)
@@ -188,7 +214,7 @@ function checkRoute(
   const uses = [...defaultUses, ...own]
   const methodText = methods === null ? '*' : d.methods.map((m) => m.text).join(',')
   const id = `${methodText} ${d.pattern.text}${host ? ` host ${host}` : ''}`
-  const binds = new Set<Binding>(uses.flatMap((u) => u.def.binds ?? []))
+  const binds = new Set<Binding>(uses.flatMap((u) => (typeof u.def.binds === 'function' ? u.def.binds(u.cfg) : (u.def.binds ?? []))))
   const info: RouteInfo = { params: pattern?.params ?? new Map(), binds, label: id }
   const terminals = own.filter((u) => u.def.terminal)
   // A terminal that failed to read is reported already; do not also call it missing.
@@ -203,7 +229,16 @@ function checkRoute(
     })
   }
   if (pattern) {
-    const ctx: CheckContext = { bag, route: info, upstreams, checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag) }
+    const ctx: CheckContext = {
+      bag,
+      route: info,
+      upstreams: names.upstreams,
+      apps: names.apps,
+      groups: names.groups,
+      clientCa: names.clientCa,
+      checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag),
+      secret: (ref) => readSecret(ref, names.env, bag),
+    }
     for (const u of uses) u.def.check?.(u.cfg, ctx, u.span)
   }
   if (!pattern || methods === undefined) return undefined

@@ -21,8 +21,8 @@ function fail(message: string, code: number): never {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
-function check(opts: GatewayOptions): never {
-  const result = buildProgram(opts.policies)
+async function check(opts: GatewayOptions): Promise<never> {
+  const result = await buildProgram(opts.policies, { clientCa: Boolean(opts['client-ca']) })
   if (result.diagnostics) fail(renderDiagnostics(result.diagnostics).trimEnd(), 1)
   if (opts.command === 'routes') process.stdout.write(printRoutes(result.program.routeTable()))
   else process.stdout.write(`${opts.policies}: ok, ${plural(result.program.routes.length, 'route')}\n`)
@@ -37,11 +37,12 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const log = new AccessLog(stdoutWriter(), opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json'))
   const observer = createObserver(log, metrics)
   const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
-  // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
-  const first = buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary })
-  if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   // ioredis is loaded only when it is used: 2 MB of heap every full GC would walk otherwise.
   const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis) : memoryStore()
+  const clientCa = Boolean(opts['tls-cert'] && opts['client-ca'])
+  // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
+  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, clientCa })
+  if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway(
     {
@@ -73,7 +74,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
       fail(`cannot start serving: ${(err as Error).message.split('\n')[0]}`, 2)
     }
   }
-  process.on('SIGHUP', () => gw.reload('SIGHUP'))
+  process.on('SIGHUP', () => void gw.reload('SIGHUP'))
   if (isWorker) {
     const stopWorker = async () => {
       await gw.stop()
@@ -130,7 +131,7 @@ try {
 try {
   if (opts.command === 'serve') await serve(opts)
   else if (opts.command === 'directives') process.stdout.write(`${directiveTable()}\n`)
-  else check(opts)
+  else await check(opts)
 } catch (err) {
   if (err instanceof PolicyDirError) fail(err.message, 2)
   fail(`portcullis: ${(err as Error).message}`, 2)

@@ -6,6 +6,16 @@ import type { RequestObserver } from '../runtime/handle.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Program } from '../runtime/program.ts'
 import { compileProgram } from './compile-program.ts'
+import type { Env } from '../policy/secrets.ts'
+import { storeAppsOf } from '../runtime/store-apps.ts'
+import { memoryStore } from '../store/memory.ts'
+import type { Store } from '../store/store.ts'
+
+let processStore: Store | null = null
+// The embedded store every build without one shares, as one process's programs share state.
+export function defaultStore(): Store {
+  return (processStore ??= memoryStore())
+}
 
 export interface BuildOptions {
   trustProxy?: IpMatcher | null
@@ -14,6 +24,14 @@ export interface BuildOptions {
   upstreams?: Readonly<Record<string, string>>
   // false: no active health checks from this program (the --workers primary only routes admin calls).
   healthChecks?: boolean
+  // Shared state (nonces, store apps): the process's embedded store unless given.
+  store?: Store
+  // Where `env NAME` secrets come from (default process.env).
+  env?: Env
+  // The clock of identity checks (signature windows, JWT expiry, key rotation windows), ms.
+  now?: () => number
+  // Whether --client-ca was given.
+  clientCa?: boolean
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -22,10 +40,20 @@ const quiet: RequestObserver = { done: (_facts, res) => res }
 let versions = 0
 
 // Throws PolicyDirError only when DIR itself cannot be read.
-export function buildProgram(dir: string, opts: BuildOptions = {}): BuildResult {
+export async function buildProgram(dir: string, opts: BuildOptions = {}): Promise<BuildResult> {
   const bag = new DiagnosticBag()
+  const store = opts.store ?? defaultStore()
+  const env = opts.env ?? process.env
+  const now = opts.now ?? Date.now
+  const storeApps = await storeAppsOf(store)
   const files = loadPolicies(dir, bag)
-  const checked = checkProgram(files, bag)
+  const known = storeApps.live ? [...storeApps.current.byName.values()] : []
+  const checked = checkProgram(files, bag, {
+    env,
+    now: now(),
+    storeApps: known.map((a) => ({ name: a.name, key: a.key, group: a.group })),
+    clientCa: opts.clientCa ?? false,
+  })
   if (bag.hasErrors) return { diagnostics: sortDiagnostics(bag.items) }
   const program = compileProgram(checked, {
     trustProxy: opts.trustProxy ?? null,
@@ -33,6 +61,10 @@ export function buildProgram(dir: string, opts: BuildOptions = {}): BuildResult 
     version: opts.version ?? ++versions,
     upstreams: opts.upstreams,
     healthChecks: opts.healthChecks,
+    store,
+    storeApps,
+    env,
+    now,
   })
   return { program }
 }

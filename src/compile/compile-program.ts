@@ -11,6 +11,11 @@ import { Program } from '../runtime/program.ts'
 import { Router } from '../runtime/router.ts'
 import { createPool, DEFAULT_PASSIVE, DEFAULT_TIMEOUTS, type UpstreamPool } from '../runtime/upstream.ts'
 import { compileTemplate } from './templates.ts'
+import { compileFileApp } from './apps.ts'
+import { readSecret, type Env } from '../policy/secrets.ts'
+import { AppIndex, type AppDirectory } from '../runtime/identity.ts'
+import { appDirectory, type StoreApps } from '../runtime/store-apps.ts'
+import type { Store } from '../store/store.ts'
 
 export interface CompileOptions {
   trustProxy: IpMatcher | null
@@ -20,10 +25,19 @@ export interface CompileOptions {
   upstreams?: Readonly<Record<string, string>>
   // false: this process runs no active health checks (the --workers primary, which serves nothing).
   healthChecks?: boolean
+  store: Store
+  storeApps: StoreApps
+  env: Env
+  now: () => number
 }
 
 function perStage<T>(): Record<Stage, T[]> {
   return Object.fromEntries(STAGES.map((s) => [s, []])) as unknown as Record<Stage, T[]>
+}
+
+interface Shared {
+  apps: AppDirectory
+  opts: CompileOptions
 }
 
 function compileRoute(
@@ -31,9 +45,15 @@ function compileRoute(
   pools: (name: string) => UpstreamPool,
   inline: (u: URL) => UpstreamPool,
   disposers: (() => void)[],
+  shared: Shared,
 ): CompiledRoute {
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
+    apps: shared.apps,
+    store: shared.opts.store,
+    now: shared.opts.now,
+    trustProxy: shared.opts.trustProxy,
+    secret: (ref) => readSecret(ref, shared.opts.env)!,
     upstream: pools,
     inlineUpstream: inline,
     template: (t, mode) => compileTemplate(t, mode),
@@ -120,14 +140,16 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
     }
     return p
   }
+  const fileApps = new AppIndex([...checked.apps].map(([name, c]) => compileFileApp(name, c, opts.env)))
+  const apps = appDirectory(fileApps, opts.storeApps)
   const router = new Router()
   const routes: CompiledRoute[] = []
   for (const r of checked.routes) {
-    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers)
+    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts })
     router.add(compiled, r.pattern.segments)
     routes.push(compiled)
   }
   const inflight = { count: 0, idle: null }
   const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer, inflight })
-  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight)
+  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight, apps)
 }

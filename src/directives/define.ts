@@ -2,7 +2,11 @@
 import type { ArgCursor } from '../policy/cursor.ts'
 import type { DiagnosticBag } from '../policy/diagnostics.ts'
 import type { Binding, RouteInfo, TemplateMode } from '../policy/references.ts'
+import type { SecretRef } from '../policy/cursor.ts'
 import type { Span } from '../policy/source.ts'
+import type { AppDirectory } from '../runtime/identity.ts'
+import type { IpMatcher } from '../runtime/ip.ts'
+import type { Store } from '../store/store.ts'
 import type { Template } from '../policy/template.ts'
 import type { Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
@@ -14,11 +18,23 @@ export interface CheckContext {
   bag: DiagnosticBag
   route: RouteInfo
   upstreams: ReadonlySet<string>
+  // Apps declared in files and (known at build time) in the store, and their groups.
+  apps: ReadonlySet<string>
+  groups: ReadonlySet<string>
+  // Whether `--client-ca` was given (a `require mtls` route needs it).
+  clientCa: boolean
   checkTemplate(t: Template, mode: TemplateMode): void
+  // The secret's value, or undefined after reporting that it is missing.
+  secret(ref: SecretRef): string | undefined
 }
 
 export interface CompileContext {
   route: RouteInfo & { id: string }
+  apps: AppDirectory
+  store: Store
+  now(): number // the build's clock (tests advance it)
+  secret(ref: SecretRef): string // checked to exist
+  trustProxy: IpMatcher | null
   upstream(name: string): UpstreamPool
   inlineUpstream(url: URL): UpstreamPool
   template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
@@ -34,7 +50,8 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   terminal?: boolean
   // True when this use always ends the request early (then the route needs no terminal).
   endsRequest?(cfg: C): boolean
-  binds?: readonly Binding[]
+  // The identities this use binds (app, jwt, user), for the checker's reference checks.
+  binds?: readonly Binding[] | ((cfg: C) => readonly Binding[])
   // Header names this directive sets: clients may not send them (in any `_`/`.` spelling).
   setsHeaders?(cfg: C): string[]
   // How the route table shows this use (default: the name).

@@ -14,8 +14,15 @@ import proxy from './proxy.ts'
 import respond from './respond.ts'
 import setResponseHeader from './set-response-header.ts'
 import removeResponseHeader from './remove-response-header.ts'
+import requireKey from './require-key.ts'
+import { orAlternatives } from './require-common.ts'
+
+// `require A or B`: the methods an `or` may name.
+const requireMethods = [requireKey]
+orAlternatives(requireMethods)
 
 export const directives: readonly AnyDirective[] = Object.freeze([
+  ...requireMethods,
   allowIp,
   denyIp,
   limitBody,
@@ -38,7 +45,6 @@ export const notYetAvailable: readonly string[] = Object.freeze([
   'require hmac',
   'require jwt',
   'require mtls',
-  'require key',
   'require session',
   'require scope',
   'require claim',

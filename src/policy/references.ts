@@ -55,9 +55,36 @@ function needs(binding: Binding, what: string) {
       : `'${what}.${rest}' needs a route that identifies the caller's ${binding}; the route ${route.label} identifies none`
 }
 
-// No directive of this version binds an identity, so the checker refuses these before compile.
-function unbound(rest: string): Getter {
-  throw new Error(`reference to an unbound identity (${rest}) reached the compiler`)
+// A claim or user field as header text: strings as they are, lists space-separated (as
+// OAuth writes scopes), anything else as JSON.
+function text(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v === 'string') return v
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.join(' ')
+  return JSON.stringify(v)
+}
+
+const APP_FIELDS = ['name', 'key', 'tier', 'group'] as const
+
+function checkApp(rest: string, route: RouteInfo): string | undefined {
+  const bound = needs('app', 'app')(rest, route)
+  if (bound) return bound
+  if ((APP_FIELDS as readonly string[]).includes(rest) || /^meta\.[A-Za-z_][A-Za-z0-9_-]*$/.test(rest)) return undefined
+  return `unknown app field '${rest}': use app.name, app.key, app.tier, app.group or app.meta.KEY`
+}
+
+function appGetter(rest: string): Getter {
+  if (rest.startsWith('meta.')) {
+    const k = rest.slice(5)
+    return (ctx) => ctx.identity?.app?.meta[k]
+  }
+  const f = rest as (typeof APP_FIELDS)[number]
+  return (ctx) => ctx.identity?.app?.[f] ?? undefined
+}
+
+function claimPath(rest: string): (o: Readonly<Record<string, unknown>>) => unknown {
+  return (o) => o[rest]
 }
 
 const roots: RefRoot[] = [
@@ -84,9 +111,25 @@ const roots: RefRoot[] = [
     },
   },
   // Identity references: valid only on routes where a directive binds the caller.
-  { root: 'app', describe: 'app.name, app.meta.KEY', check: needs('app', 'app'), compile: unbound },
-  { root: 'jwt', describe: 'jwt.CLAIM', check: needs('jwt', 'jwt'), compile: unbound },
-  { root: 'user', describe: 'user.FIELD', check: needs('user', 'user'), compile: unbound },
+  { root: 'app', describe: 'app.name, app.key, app.tier, app.group, app.meta.KEY', check: checkApp, compile: appGetter },
+  {
+    root: 'jwt',
+    describe: 'jwt.CLAIM',
+    check: needs('jwt', 'jwt'),
+    compile(rest) {
+      const claim = claimPath(rest)
+      return (ctx) => (ctx.identity?.jwt ? text(claim(ctx.identity.jwt)) : undefined)
+    },
+  },
+  {
+    root: 'user',
+    describe: 'user.id, user.FIELD (of the user info)',
+    check: needs('user', 'user'),
+    compile(rest) {
+      if (rest === 'id') return (ctx) => ctx.identity?.user?.id
+      return (ctx) => (ctx.identity?.user ? text(ctx.identity.user.info[rest]) : undefined)
+    },
+  },
 ]
 
 function split(ref: string): [RefRoot | undefined, string] {

@@ -1,6 +1,7 @@
 // What one request carries through the stages, and the shape of a compiled route.
 import type { GatewayError } from './gateway-error.ts'
 import type { Upgrade } from './websocket.ts'
+import type { Identity } from './identity.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -34,8 +35,12 @@ export interface RequestContext {
   // Extra headers for every response of this request, errors included (e.g. Deprecation).
   responseHeaders: [string, string][] | null
   bodyLimit: number | null
-  app: string | null
-  user: string | null
+  // Who is calling, once a `require` directive established it.
+  identity: Identity | null
+  // The request body read whole by the access stage (a Content-Digest check): the same bytes
+  // go to the upstream. Reads once, at most `cap` bytes (and `limit body`), else a gateway error.
+  readBody(cap: number): Promise<Uint8Array>
+  bufferedBody: Uint8Array | null
   upstream: string | null
   upstreamStatus: number | null
   upstreamMs: number | null
@@ -48,7 +53,7 @@ export interface RequestContext {
   onBodyEnd: (() => void) | null
   // The request body: none sent, not read yet, handed to the upstream, or left unread
   // because the answer came first (the client connection then closes).
-  body: 'none' | 'unread' | 'forwarding' | 'abandoned'
+  body: 'none' | 'unread' | 'buffered' | 'forwarding' | 'abandoned'
   // A WebSocket upgrade request on a listener that can upgrade it; `upgraded` once it was.
   readonly upgrade: Upgrade | null
   upgraded: boolean

@@ -12,6 +12,7 @@ export interface ForwardFacts {
   readonly port: number // the listener's port
   readonly hostHeader: string
   readonly id: string
+  readonly consumer: string | null // the identified app: X-Consumer
 }
 
 // Set by the gateway from the facts above, whatever the client sent.
@@ -55,6 +56,10 @@ function forwardingValues(incoming: Headers, f: ForwardFacts): [string, string][
   ]
 }
 
+// X-Consumer for an identified app (the client's own was dropped as an identity header).
+const consumerLine = (route: CompiledRoute, f: ForwardFacts) =>
+  f.consumer !== null && !route.protectedHeaders.has('x-consumer') ? `x-consumer: ${f.consumer}\r\n` : ''
+
 function keep(route: CompiledRoute, name: string, named: string[] | null, trusted: boolean): boolean {
   if (dropped(route, name)) return false
   if (named !== null && named.includes(name)) return false
@@ -67,7 +72,7 @@ export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f:
   let out = ''
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out += `${name}: ${value}\r\n`
   for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out += `${name}: ${value}\r\n`
-  return out
+  return out + consumerLine(route, f)
 }
 
 // The same as a Headers object (the WebSocket handshake takes one).
@@ -76,5 +81,6 @@ export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: For
   const out = new Headers()
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out.append(name, value)
   for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out.set(name, value)
+  if (f.consumer !== null && !route.protectedHeaders.has('x-consumer')) out.set('x-consumer', f.consumer)
   return out
 }

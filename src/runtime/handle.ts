@@ -141,7 +141,7 @@ const DRAIN_MS = 1_000
 async function oneAnswer(req: Request, res: Response, body: RequestContext['body'], id: string): Promise<Response> {
   res.headers.set('x-request-id', id)
   if (body === 'unread' && req.body !== null && (await drained(req, req.body))) return res
-  if (body !== 'none') res.headers.set('connection', 'close')
+  if (body !== 'none' && body !== 'buffered') res.headers.set('connection', 'close')
   return res
 }
 

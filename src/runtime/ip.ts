@@ -3,6 +3,7 @@ export interface Cidr {
   v6: boolean
   words: number[] // 1 word for v4, 4 for v6
   prefix: number
+  text?: string // as written
 }
 
 function parseV4(text: string): number[] | null {
@@ -66,8 +67,9 @@ export function parseCidr(text: string): Cidr | null {
   const max = v6 ? 128 : 32
   if (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)) return null
   const prefix = bits === undefined ? max : Number(bits)
-  if (v6 && prefix >= 96 && words[0] === 0 && words[1] === 0 && words[2] === 0xffff) return { v6: false, words: [words[3]!], prefix: prefix - 96 }
-  return { v6, words, prefix }
+  if (v6 && prefix >= 96 && words[0] === 0 && words[1] === 0 && words[2] === 0xffff)
+    return { v6: false, words: [words[3]!], prefix: prefix - 96, text }
+  return { v6, words, prefix, text }
 }
 
 function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {

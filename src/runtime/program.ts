@@ -2,6 +2,7 @@
 // a reload builds a new one and swaps the reference.
 import type { CompiledRoute, Stage } from './context.ts'
 import type { Inflight, Peer } from './handle.ts'
+import type { AppDirectory } from './identity.ts'
 
 export interface RouteRow {
   method: string
@@ -19,6 +20,8 @@ export class Program {
     readonly handle: (req: Request, peer: Peer) => Promise<Response | undefined>,
     private readonly disposers: readonly (() => void)[],
     private readonly inflightRequests: Inflight,
+    // File apps of this program, then the store's (shared, kept current).
+    readonly apps: AppDirectory,
   ) {}
 
   get inflight(): number {

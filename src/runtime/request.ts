@@ -4,6 +4,17 @@ import type { CompiledRoute, RequestContext } from './context.ts'
 import type { Upgrade } from './websocket.ts'
 import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './forward.ts'
 import { canonicalName } from './headers.ts'
+import { GatewayError } from './gateway-error.ts'
+import type { Identity } from './identity.ts'
+
+// The certificate a client presented on the TLS listener (src/server/client-cert.ts), read once
+// per connection. The listener asks for one only with --client-ca, and never demands one.
+export interface ClientCert {
+  sha256: string // lower-case hex SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` without colons
+  authorized: boolean // chains to --client-ca and is within its validity
+  reason: string | null // why not authorized (an OpenSSL code such as CERT_HAS_EXPIRED), for logs
+  subject: string | null // e.g. `CN=alice, O=Acme`
+}
 
 export interface Peer {
   ip: string
@@ -11,6 +22,8 @@ export interface Peer {
   port?: number // the listener's port (X-Forwarded-Port)
   // Set by the listener for a request that asks to upgrade (h2c upgrades are ignored).
   upgrade?: Upgrade | null
+  // On the TLS listener with --client-ca: the client's certificate, null when it presented none.
+  clientCert?: ClientCert | null
 }
 
 export class GatewayRequest implements RequestContext, ForwardFacts {
@@ -18,8 +31,8 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   upstreamQuery: string | null = null
   responseHeaders: [string, string][] | null = null
   bodyLimit: number | null = null
-  app: string | null = null
-  user: string | null = null
+  identity: Identity | null = null
+  bufferedBody: Uint8Array | null = null
   upstream: string | null = null
   upstreamStatus: number | null = null
   upstreamMs: number | null = null
@@ -34,6 +47,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   readonly peerIp: string
   readonly port: number
   readonly upgrade: Upgrade | null
+  readonly clientCert: ClientCert | null
   upgraded = false
   // Set by the rewrite stage, by canonical name: [name as written, value or null for none].
   private sets: Map<string, [string, string | null]> | null = null
@@ -59,6 +73,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
     this.port = peer.port ?? (peer.tls ? 443 : 80)
     this.body = req.body === null ? 'none' : 'unread'
     this.upgrade = peer.upgrade ?? null
+    this.clientCert = peer.clientCert ?? null
   }
 
   get upstreamHeaders(): Headers {
@@ -73,7 +88,48 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
     return lines
   }
 
+  get consumer(): string | null {
+    return this.identity?.app?.name ?? null
+  }
+
+  async readBody(cap: number): Promise<Uint8Array> {
+    if (this.bufferedBody) return this.bufferedBody
+    const body = this.body === 'unread' ? this.req.body : null
+    if (body === null) return (this.bufferedBody = new Uint8Array(0))
+    const limit = Math.min(cap, this.bodyLimit ?? Infinity)
+    const declared = this.req.headers.get('content-length')
+    if (declared !== null && Number(declared) > limit) throw tooLarge(limit, this.bodyLimit)
+    const reader = body.getReader()
+    const parts: Uint8Array[] = []
+    let total = 0
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        total += value.byteLength
+        if (total > limit) {
+          void reader.cancel().catch(() => {})
+          this.body = 'abandoned'
+          throw tooLarge(limit, this.bodyLimit)
+        }
+        parts.push(value)
+      }
+    } catch (err) {
+      if (err instanceof GatewayError) throw err
+      this.body = 'abandoned'
+      throw new GatewayError('bad_request', 'the request body could not be read')
+    }
+    this.body = 'buffered'
+    this.bytesIn = total
+    return (this.bufferedBody = parts.length === 1 ? parts[0]! : Buffer.concat(parts))
+  }
+
   setUpstreamHeader(name: string, value: string | null): void {
     ;(this.sets ??= new Map()).set(canonicalName(name), [name.toLowerCase(), value])
   }
+}
+
+function tooLarge(limit: number, bodyLimit: number | null): GatewayError {
+  const hint = bodyLimit === null || bodyLimit > limit ? ' (bodies the gateway must read whole, to check a Content-Digest, are capped)' : ''
+  return new GatewayError('payload_too_large', `the request body is larger than ${limit} bytes${hint}`)
 }

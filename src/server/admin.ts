@@ -30,10 +30,10 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
     },
     'GET /metrics': () => new Response(gw.metricsText(), { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
     'GET /routes': () => json({ version: gw.program.version, routes: gw.program.routeTable() }),
-    'POST /reload': (req) => {
+    'POST /reload': async (req) => {
       const denied = authorize(req, token)
       if (denied) return denied.toResponse(crypto.randomUUID())
-      const result = gw.reload('admin API')
+      const result = await gw.reload('admin API')
       if (result.diagnostics) return json({ diagnostics: result.diagnostics.map(diagnosticJson) }, 422)
       return json({ version: result.program.version })
     },

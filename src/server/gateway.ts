@@ -52,19 +52,30 @@ export class Gateway {
     return this.current
   }
 
-  build(): BuildResult {
+  build(): Promise<BuildResult> {
     return buildProgram(this.settings.policies, {
       trustProxy: this.settings.trustProxy,
       observer: this.settings.observer,
       healthChecks: this.settings.healthChecks,
+      store: this.settings.store,
+      clientCa: Boolean(this.settings.tls?.clientCa),
     })
   }
 
+  private reloads: Promise<unknown> = Promise.resolve()
+
   // Builds aside; swaps only when the new program is clean. The old one finishes its requests.
-  reload(reason: string): BuildResult {
+  // Reloads run one after another, each reading the files as they are when it starts.
+  reload(reason: string): Promise<BuildResult> {
+    const next = this.reloads.then(() => this.reloadNow(reason))
+    this.reloads = next.catch(() => {})
+    return next
+  }
+
+  private async reloadNow(reason: string): Promise<BuildResult> {
     let result: BuildResult
     try {
-      result = this.build()
+      result = await this.build()
     } catch (err) {
       console.error(`portcullis: reload (${reason}) failed: ${(err as Error).message}; still serving version ${this.current.version}`)
       this.settings.metrics.inc('gateway_reload_failures_total')
@@ -147,7 +158,7 @@ export class Gateway {
     if (!this.settings.watch) return
     this.watcher = watch(this.settings.policies, { recursive: true }, () => {
       if (this.debounce) clearTimeout(this.debounce)
-      this.debounce = setTimeout(() => this.reload('files changed'), 150)
+      this.debounce = setTimeout(() => void this.reload('files changed'), 150)
     })
   }
 

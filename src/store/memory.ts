@@ -1,5 +1,57 @@
-import type { Store } from './store.ts'
+// The embedded store: one process's memory. Shared by every program of the process (reloads
+// keep nonces and apps); with --workers each worker has its own, so nonces and store apps
+// need --redis to be shared (the README says so).
+import type { StoredApp } from './app-record.ts'
+import type { AppChange, AppRecords, Store } from './store.ts'
+
+const SWEEP_EVERY = 1024
 
 export function memoryStore(): Store {
-  return { kind: 'memory', ping: async () => {}, close: async () => {} }
+  const once = new Map<string, number>() // key → expiry (ms since epoch)
+  let claims = 0
+  const apps = new Map<string, StoredApp>()
+  const listeners = new Set<(c: AppChange) => void>()
+  const notify = (c: AppChange) => queueMicrotask(() => listeners.forEach((l) => l(c)))
+
+  function sweep(now: number): void {
+    for (const [k, exp] of once) if (exp <= now) once.delete(k)
+  }
+
+  const records: AppRecords = {
+    get: async (name) => apps.get(name) ?? null,
+    list: async () => [...apps.values()],
+    async put(app) {
+      const fresh = !apps.has(app.name)
+      apps.set(app.name, app)
+      notify({ name: app.name })
+      return fresh
+    },
+    async delete(name) {
+      const had = apps.delete(name)
+      if (had) notify({ name })
+      return had
+    },
+    watch(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+  }
+
+  return {
+    kind: 'memory',
+    live: true,
+    ping: async () => {},
+    async claimOnce(key, ttlMs) {
+      const now = Date.now()
+      if (++claims % SWEEP_EVERY === 0) sweep(now)
+      const exp = once.get(key)
+      if (exp !== undefined && exp > now) return false
+      once.set(key, now + ttlMs)
+      return true
+    },
+    apps: records,
+    close: async () => {
+      listeners.clear()
+    },
+  }
 }

@@ -40,15 +40,15 @@ afterAll(() => {
   removeDir(dir)
 })
 
-function build(): Program {
-  const built = buildProgram(dir)
+async function build(): Promise<Program> {
+  const built = await buildProgram(dir)
   if (!built.program) throw new Error(JSON.stringify(built.diagnostics))
   return built.program
 }
 
 describe('the compiler', () => {
-  test('files each directive under the stage it declares: defaults first, then source order', () => {
-    const program = build()
+  test('files each directive under the stage it declares: defaults first, then source order', async () => {
+    const program = await build()
     const route = program.routes[0]!
     expect(Object.keys(route.stageNames)).toEqual([...STAGES])
     expect(route.stageNames).toEqual({
@@ -69,7 +69,7 @@ describe('the compiler', () => {
 
 describe('a request', () => {
   test('runs the stages in STAGES order, then the log stage once the response is delivered', async () => {
-    const route = build().routes[0]!
+    const route = (await build()).routes[0]!
     const calls: Stage[] = []
     const record = <F extends (...args: never[]) => unknown>(stage: Stage, fns: readonly F[]): F[] =>
       fns.map(
@@ -93,7 +93,7 @@ describe('a request', () => {
     const log = new AccessLog({ write: (l) => void lines.push(l), flush: () => {} }, 'json')
     const inflight = { count: 0, idle: null }
     const handler = createHandler({ router, trustProxy: null, observer: createObserver(log, new Metrics()), inflight })
-    const program = new Program(1, [recorded], handler, [], inflight)
+    const program = new Program(1, [recorded], handler, [], inflight, null as never)
 
     const res = await program.fetch('http://gateway.test/x')
     expect(await res.text()).toBe('from upstream')
@@ -104,7 +104,7 @@ describe('a request', () => {
   })
 
   test('what the stages do shows the same order through program.fetch', async () => {
-    const program = build()
+    const program = await build()
     const before = upstreamCalls
     const res = await program.fetch(new Request('http://gateway.test/x', { headers: { 'x-from': 'client' } }))
     expect(await res.text()).toBe('from upstream')

@@ -108,10 +108,10 @@ const rnd = (n: number) => {
 const dir = policyDir({})
 afterAll(() => removeDir(dir))
 
-function survives(text: string): string | null {
+async function survives(text: string): Promise<string | null> {
   writeFileSync(join(dir, 'f.policy'), text)
   try {
-    const r = buildProgram(dir)
+    const r = await buildProgram(dir)
     if (r.diagnostics) renderDiagnostics(r.diagnostics)
     else void r.program.dispose()
     return null
@@ -120,22 +120,22 @@ function survives(text: string): string | null {
   }
 }
 
-test('1,000 token-soup programs: diagnostics, no exception', () => {
+test('1,000 token-soup programs: diagnostics, no exception', async () => {
   const crashes: string[] = []
   for (let i = 0; i < 1000; i++) {
     let text = ''
     for (let j = 1 + rnd(40); j > 0; j--) text += PIECES[rnd(PIECES.length)] + (rnd(3) === 0 ? '\n' : ' ')
-    const crash = survives(text)
+    const crash = await survives(text)
     if (crash) crashes.push(crash)
   }
   expect(crashes).toEqual([])
 })
 
-test('300 files of random characters: diagnostics, no exception', () => {
+test('300 files of random characters: diagnostics, no exception', async () => {
   const crashes: string[] = []
   for (let i = 0; i < 300; i++) {
     const text = Array.from({ length: rnd(200) }, () => String.fromCharCode(rnd(3) === 0 ? rnd(0x3000) : 32 + rnd(95))).join('')
-    const crash = survives(text)
+    const crash = await survives(text)
     if (crash) crashes.push(crash)
   }
   expect(crashes).toEqual([])

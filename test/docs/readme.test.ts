@@ -14,10 +14,10 @@ test('the tour has runnable examples', () => {
   expect(blocks.length).toBeGreaterThanOrEqual(5)
 })
 
-test.each(blocks.map((b, i) => [i + 1, b] as const))('tour example %d checks clean', (_n, text) => {
+test.each(blocks.map((b, i) => [i + 1, b] as const))('tour example %d checks clean', async (_n, text) => {
   const dir = policyDir({ 'tour.policy': text })
   try {
-    const built = buildProgram(dir)
+    const built = await buildProgram(dir)
     expect(built.diagnostics ? renderDiagnostics(built.diagnostics) : '').toBe('')
   } finally {
     removeDir(dir)

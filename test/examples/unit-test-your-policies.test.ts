@@ -10,7 +10,7 @@ const orders = Bun.serve({
 })
 afterAll(() => void orders.stop(true))
 
-const built = buildProgram('./policies', { upstreams: { orders: `http://127.0.0.1:${orders.port}` } })
+const built = await buildProgram('./policies', { upstreams: { orders: `http://127.0.0.1:${orders.port}` } })
 if (built.diagnostics) throw new Error(renderDiagnostics(built.diagnostics))
 const program = built.program
 

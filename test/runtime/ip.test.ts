@@ -39,9 +39,9 @@ test('an unreadable address matches nothing by default, and everything when aske
 })
 
 test('an IPv4-mapped client address matches IPv4 ranges, and mapped ranges match IPv4 clients', () => {
-  expect(parseCidr('::ffff:10.0.0.0/104')).toEqual({ v6: false, words: [0x0a000000], prefix: 8 })
-  expect(parseCidr('::FFFF:10.1.2.3')).toEqual({ v6: false, words: [0x0a010203], prefix: 32 })
-  expect(parseCidr('0:0:0:0:0:ffff:a01:203/128')).toEqual({ v6: false, words: [0x0a010203], prefix: 32 })
+  expect(parseCidr('::ffff:10.0.0.0/104')).toMatchObject({ v6: false, words: [0x0a000000], prefix: 8 })
+  expect(parseCidr('::FFFF:10.1.2.3')).toMatchObject({ v6: false, words: [0x0a010203], prefix: 32 })
+  expect(parseCidr('0:0:0:0:0:ffff:a01:203/128')).toMatchObject({ v6: false, words: [0x0a010203], prefix: 32 })
   expect(parseCidr('::ffff:10.0.0.0/95')?.v6).toBe(true) // wider than the mapped space: stays IPv6
   for (const spelled of ['10.0.0.0/8', '::ffff:10.0.0.0/104', '::ffff:a00:0/104']) {
     for (const unreadable of [false, true]) {
@@ -61,7 +61,7 @@ test('an IPv4-mapped client address matches IPv4 ranges, and mapped ranges match
   }
 })
 
-describe('allow ip / deny ip in a compiled program', () => {
+describe('allow ip / deny ip in a compiled program', async () => {
   const dir = policyDir({
     'main.policy': `
 match GET /deny { deny ip 192.0.2.0/24; respond 200 text "in" }
@@ -69,7 +69,7 @@ match GET /deny-mapped { deny ip ::ffff:10.0.0.0/104; respond 200 text "in" }
 match GET /allow { allow ip 10.0.0.0/8; respond 200 text "in" }
 `,
   })
-  const built = buildProgram(dir)
+  const built = await buildProgram(dir)
   afterAll(() => removeDir(dir))
   if (built.diagnostics) throw new Error(renderDiagnostics(built.diagnostics))
   const program = built.program

@@ -23,7 +23,7 @@ match GET /{a}/{b:int} { respond 200 text "{a}-{b}" }
 `,
   })
   try {
-    const built = buildProgram(dir)
+    const built = await buildProgram(dir)
     expect(built.diagnostics).toBeUndefined()
     const program = built.program!
     const bad: string[] = []
