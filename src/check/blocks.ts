@@ -61,7 +61,8 @@ function rotatingField(name: string, key: 'secrets' | 'apiKeys'): Field<AppConfi
       if (a.accept('until')) until = a.date() ?? null
       a.end()
       if (from !== null && until !== null && from >= until) return void a.fail('bad-window', `'from' must be before 'until'`, a.statement.span)
-      if (c[key].length === 2) return void a.fail('too-many-secrets', `an app holds at most two ${name}s at once (the current one and the next)`, a.statement.span)
+      if (c[key].length === 2)
+        return void a.fail('too-many-secrets', `an app holds at most two ${name}s at once (the current one and the next)`, a.statement.span)
       c[key].push({ ref, from, until, span: a.statement.span })
     },
   }

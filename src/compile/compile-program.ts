@@ -151,5 +151,5 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
   }
   const inflight = { count: 0, idle: null }
   const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer, inflight })
-  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight, apps)
+  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight, apps, new Set(checked.tiers.keys()))
 }

@@ -15,6 +15,8 @@ import respond from './respond.ts'
 import setResponseHeader from './set-response-header.ts'
 import removeResponseHeader from './remove-response-header.ts'
 import requireKey from './require-key.ts'
+import allowApp from './allow-app.ts'
+import allowGroup from './allow-group.ts'
 import { orAlternatives } from './require-common.ts'
 
 // `require A or B`: the methods an `or` may name.
@@ -23,6 +25,8 @@ orAlternatives(requireMethods)
 
 export const directives: readonly AnyDirective[] = Object.freeze([
   ...requireMethods,
+  allowApp,
+  allowGroup,
   allowIp,
   denyIp,
   limitBody,
@@ -48,8 +52,6 @@ export const notYetAvailable: readonly string[] = Object.freeze([
   'require session',
   'require scope',
   'require claim',
-  'allow app',
-  'allow group',
   'cors',
   'throttle',
   'quota',

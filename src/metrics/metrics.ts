@@ -105,7 +105,9 @@ export class Metrics {
     const key = `${route}\0${status}\0${code ?? ''}`
     let series = this.requests.get(key)
     if (series === undefined) this.requests.set(key, (series = { labels: { route, status: String(status), code: code ?? '' }, n: 0 }))
-    return { series, also: code === null ? null : (ALSO.get(code) ?? null) }
+    // The other counter this code adds to, by route and code (its key is the exposition name).
+    const also = code === null ? undefined : ALSO.get(code)
+    return { series, also: also === undefined ? null : `${also}${labels({ route, code: code! })}` }
   }
 
   latencyHistogram(route: string): Histogram {
@@ -168,7 +170,10 @@ export class Metrics {
       'gateway_auth_failures_total',
       'gateway_store_errors_total',
     ]) {
-      out.push(`# TYPE ${name} counter`, `${name} ${this.counters.get(name) ?? 0}`)
+      const series = [...this.counters].filter(([k]) => k === name || k.startsWith(`${name}{`))
+      out.push(`# TYPE ${name} counter`)
+      if (series.length === 0) out.push(`${name} 0`)
+      for (const [k, n] of series) out.push(`${k} ${n}`)
     }
     return `${out.join('\n')}\n`
   }

@@ -33,8 +33,7 @@ export function bind(ctx: RequestContext, id: Identity): GatewayError | undefine
     ctx.identity = id
     return undefined
   }
-  if (had.app && id.app && had.app !== id.app && had.app.name !== id.app.name)
-    return unauthenticated('the credentials presented name different apps')
+  if (had.app && id.app && had.app !== id.app && had.app.name !== id.app.name) return unauthenticated('the credentials presented name different apps')
   had.app ??= id.app
   had.user ??= id.user
   had.jwt ??= id.jwt

@@ -22,6 +22,8 @@ export class Program {
     private readonly inflightRequests: Inflight,
     // File apps of this program, then the store's (shared, kept current).
     readonly apps: AppDirectory,
+    // The tiers the policies declare (a store app may only name one of these).
+    readonly tiers: ReadonlySet<string> = new Set(),
   ) {}
 
   get inflight(): number {

@@ -103,7 +103,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
   if (ctx.body === 'none' && (chunked || (length ?? 0) > 0)) {
     throw new GatewayError('bad_request', `a ${method} request body cannot be forwarded: the listener drops GET and HEAD bodies`)
   }
-  let body: Body = ctx.body === 'none' ? null : ctx.bufferedBody ?? req.body
+  let body: Body = ctx.body === 'none' ? null : (ctx.bufferedBody ?? req.body)
   if (body instanceof ReadableStream && retry) body = await keepForRetry(body, Math.min(limit, RETRY_BODY_CAP), limit, ctx)
   if (body) ctx.body = 'forwarding'
   const again = retry !== null && !(body instanceof ReadableStream)

@@ -53,7 +53,9 @@ export const StoredApp = z
     name: z.string().regex(APP_NAME),
     key: z.string().optional(),
     secret: z.array(z.object({ value: z.string(), from: z.string().optional(), until: z.string().optional() }).strict()).default([]),
-    apiKeySha256: z.array(z.object({ value: z.string().regex(/^[0-9a-f]{64}$/), from: z.string().optional(), until: z.string().optional() }).strict()).default([]),
+    apiKeySha256: z
+      .array(z.object({ value: z.string().regex(/^[0-9a-f]{64}$/), from: z.string().optional(), until: z.string().optional() }).strict())
+      .default([]),
     publicKey: z.string().optional(),
     certs: z.array(z.string().regex(/^[0-9a-f]{64}$/)).default([]),
     jwtSubject: z.string().optional(),
