@@ -17,7 +17,9 @@ test('the tour has runnable examples', () => {
 test.each(blocks.map((b, i) => [i + 1, b] as const))('tour example %d checks clean', async (_n, text) => {
   const dir = policyDir({ 'tour.policy': text })
   try {
-    const built = await buildProgram(dir)
+    // A reader sets the variables an example reads: give each `env NAME` a value.
+    const env = Object.fromEntries([...text.matchAll(/\benv ([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => [m[1]!, `example-${m[1]}`]))
+    const built = await buildProgram(dir, { env })
     expect(built.diagnostics ? renderDiagnostics(built.diagnostics) : '').toBe('')
   } finally {
     removeDir(dir)
