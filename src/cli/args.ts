@@ -12,6 +12,7 @@ const flagSpec = {
   host: { type: 'string' },
   workers: { type: 'string' },
   redis: { type: 'string' },
+  'redis-prefix': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-port': { type: 'string' },
@@ -32,6 +33,7 @@ const envOf: Record<string, string> = {
   host: 'GATEWAY_HOST',
   workers: 'GATEWAY_WORKERS',
   redis: 'REDIS_URL',
+  'redis-prefix': 'GATEWAY_REDIS_PREFIX',
   'tls-cert': 'GATEWAY_TLS_CERT',
   'tls-key': 'GATEWAY_TLS_KEY',
   'tls-port': 'GATEWAY_TLS_PORT',
@@ -65,6 +67,8 @@ const Options = z
       .string()
       .regex(/^rediss?:\/\/\S+$/, '--redis must be a redis:// or rediss:// URL')
       .optional(),
+    // Gateways sharing one Redis for different purposes keep their keys apart.
+    'redis-prefix': z.string().min(1).max(200).default('portcullis:'),
     'tls-cert': readable('--tls-cert').optional(),
     'tls-key': readable('--tls-key').optional(),
     'tls-port': port('--tls-port').default(8443),
@@ -105,7 +109,7 @@ export const HELP = `usage:
   gateway routes DIR                                            print the compiled route table
   gateway directives                                            print the table of every directive (Markdown)
 options (flag, then environment variable):
-  --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL
+  --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL  --redis-prefix P
   --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
   --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty  --idle-timeout SECONDS`
 

@@ -38,7 +38,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const observer = createObserver(log, metrics)
   const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
   // ioredis is loaded only when it is used: 2 MB of heap every full GC would walk otherwise.
-  const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis) : memoryStore()
+  const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis, { prefix: opts['redis-prefix'] }) : memoryStore()
   const clientCa = Boolean(opts['tls-cert'] && opts['client-ca'])
   // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
   const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, clientCa })

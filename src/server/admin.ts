@@ -1,7 +1,9 @@
-// The admin listener on 127.0.0.1: health, readiness, metrics, routes, reload.
+// The admin listener on 127.0.0.1: health, readiness, metrics, routes, reload, apps (admin-apps.ts).
 import type { Server } from 'bun'
 import { diagnosticJson } from '../policy/diagnostics.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
+import { newRequestId } from '../runtime/request-id.ts'
+import { appCalls } from './admin-apps.ts'
 import type { Gateway } from './gateway.ts'
 
 const json = (body: unknown, status = 200) => Response.json(body, { status })
@@ -32,7 +34,7 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
     'GET /routes': () => json({ version: gw.program.version, routes: gw.program.routeTable() }),
     'POST /reload': async (req) => {
       const denied = authorize(req, token)
-      if (denied) return denied.toResponse(crypto.randomUUID())
+      if (denied) return denied.toResponse(newRequestId())
       const result = await gw.reload('admin API')
       if (result.diagnostics) return json({ diagnostics: result.diagnostics.map(diagnosticJson) }, 422)
       return json({ version: result.program.version })
@@ -41,14 +43,18 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
   return Bun.serve({
     hostname: '127.0.0.1',
     port,
-    fetch(req) {
+    async fetch(req) {
       const path = new URL(req.url).pathname
+      if (path === '/apps' || path.startsWith('/apps/')) {
+        const answer = await appCalls(gw, req, path, (r) => authorize(r, token))
+        return answer instanceof GatewayError ? answer.toResponse(newRequestId()) : answer
+      }
       const route = routes[`${req.method} ${path}`]
       if (route) return route(req)
       const methods = Object.keys(routes)
         .filter((k) => k.endsWith(` ${path}`))
         .map((k) => k.split(' ')[0]!)
-      const id = crypto.randomUUID()
+      const id = newRequestId()
       if (methods.length)
         return new GatewayError('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow: methods.join(', ') }).toResponse(id)
       return new GatewayError('no_route', `no admin endpoint ${path}`).toResponse(id)
