@@ -28,6 +28,7 @@ export interface CheckOptions {
   // Store apps known at build time: a name or key id clashing with a file app is an error.
   storeApps: readonly { name: string; key: string | null; group: string | null }[]
   clientCa: boolean
+  perWorkerStore?: boolean
 }
 import { findConflicts } from './conflicts.ts'
 
@@ -162,7 +163,12 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
   const defaultUses = defaults ? defaults.body.flatMap((st) => resolveStatement(st, 'defaults', bag) ?? []) : []
   for (const d of decls) {
     if (d.kind !== 'match') continue
-    const route = checkRoute(d, defaultUses, { upstreams: upstreamNames, apps: appNames, groups, clientCa: opts.clientCa, env: opts.env }, bag)
+    const route = checkRoute(
+      d,
+      defaultUses,
+      { upstreams: upstreamNames, apps: appNames, groups, clientCa: opts.clientCa, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env },
+      bag,
+    )
     if (route) program.routes.push(route)
   }
   findConflicts(program.routes, bag)
@@ -198,7 +204,14 @@ function checkMethods(methods: Arg[], bag: DiagnosticBag): string[] | null | und
 function checkRoute(
   d: Extract<Declaration, { kind: 'match' }>,
   defaultUses: DirectiveUse[],
-  names: { upstreams: ReadonlySet<string>; apps: ReadonlySet<string>; groups: ReadonlySet<string>; clientCa: boolean; env: Env },
+  names: {
+    upstreams: ReadonlySet<string>
+    apps: ReadonlySet<string>
+    groups: ReadonlySet<string>
+    clientCa: boolean
+    perWorkerStore: boolean
+    env: Env
+  },
   bag: DiagnosticBag,
 ): CheckedRoute | undefined {
   const methods = checkMethods(d.methods, bag)
@@ -236,6 +249,7 @@ function checkRoute(
       apps: names.apps,
       groups: names.groups,
       clientCa: names.clientCa,
+      perWorkerStore: names.perWorkerStore,
       checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag),
       secret: (ref) => readSecret(ref, names.env, bag),
     }

@@ -41,7 +41,8 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis, { prefix: opts['redis-prefix'] }) : memoryStore()
   const clientCa = Boolean(opts['tls-cert'] && opts['client-ca'])
   // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
-  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, clientCa })
+  const perWorkerStore = opts.workers > 1 && !opts.redis
+  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, clientCa, perWorkerStore })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway(
@@ -58,6 +59,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
       reusePort: opts.workers > 1,
       idleTimeout: opts['idle-timeout'],
       healthChecks: !primary,
+      perWorkerStore,
       observer,
       log,
       metrics,

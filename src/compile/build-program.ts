@@ -32,6 +32,8 @@ export interface BuildOptions {
   now?: () => number
   // Whether --client-ca was given.
   clientCa?: boolean
+  // --workers above 1 without --redis: state that must be shared (nonces) cannot be.
+  perWorkerStore?: boolean
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -53,6 +55,7 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     now: now(),
     storeApps: known.map((a) => ({ name: a.name, key: a.key, group: a.group })),
     clientCa: opts.clientCa ?? false,
+    perWorkerStore: opts.perWorkerStore ?? false,
   })
   if (bag.hasErrors) return { diagnostics: sortDiagnostics(bag.items) }
   const program = compileProgram(checked, {

@@ -23,6 +23,8 @@ export interface CheckContext {
   groups: ReadonlySet<string>
   // Whether `--client-ca` was given (a `require mtls` route needs it).
   clientCa: boolean
+  // --workers above 1 without --redis: each worker has its own memory store (no shared nonces).
+  perWorkerStore: boolean
   checkTemplate(t: Template, mode: TemplateMode): void
   // The secret's value, or undefined after reporting that it is missing.
   secret(ref: SecretRef): string | undefined

@@ -57,7 +57,11 @@ export default defineRequire<HmacConfig>({
       return cfg
     }
   },
-  check(cfg, ctx) {
+  check(cfg, ctx, at) {
+    if (ctx.perWorkerStore)
+      ctx.bag.error('needs-redis', "'require hmac' needs --redis when the gateway runs --workers", at, {
+        message: 'each worker would keep its own nonces, so a request replayed to another worker would pass',
+      })
     if (cfg.windowMs > MAX_WINDOW_MS && cfg.windowSpan)
       ctx.bag.error('bad-window', 'a signature window is at most 1d: the store keeps every nonce for the window', cfg.windowSpan)
     for (const c of cfg.covers) {

@@ -9,6 +9,8 @@ import { GatewayError } from '../runtime/gateway-error.ts'
 import { websocketHandlers, type Upgrade, type WebSocketLink } from '../runtime/websocket.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Program } from '../runtime/program.ts'
+import type { Peer } from '../runtime/request.ts'
+import { listenWithClientCerts } from './client-cert.ts'
 import type { Store } from '../store/store.ts'
 import type { Server } from 'bun'
 
@@ -22,6 +24,7 @@ export interface GatewaySettings {
   reusePort: boolean
   idleTimeout?: number // seconds a client connection may sit idle between requests
   healthChecks?: boolean // false in the --workers primary, which serves no traffic
+  perWorkerStore?: boolean // --workers above 1 without --redis
   observer: RequestObserver
   log: AccessLog
   metrics: Metrics
@@ -35,7 +38,7 @@ const DRAIN_MS = 30_000
 
 export class Gateway {
   private current: Program
-  private servers: Server<WebSocketLink>[] = []
+  private servers: Pick<Server<WebSocketLink>, 'url' | 'stop'>[] = []
   private watcher: FSWatcher | null = null
   private debounce: ReturnType<typeof setTimeout> | null = null
   private stopping = false
@@ -59,6 +62,7 @@ export class Gateway {
       healthChecks: this.settings.healthChecks,
       store: this.settings.store,
       clientCa: Boolean(this.settings.tls?.clientCa),
+      perWorkerStore: this.settings.perWorkerStore,
     })
   }
 
@@ -107,18 +111,24 @@ export class Gateway {
 
   listen(): void {
     const { host, port, tls } = this.settings
-    const handler = (isTls: boolean) => (req: Request, server: Server<WebSocketLink>) => {
-      const peer = server.requestIP(req)
-      const ip = peer?.address ?? ''
+    type PeerOf = (req: Request, server: Server<WebSocketLink>) => Peer | null
+    const handler = (peerOf: PeerOf) => (req: Request, server: Server<WebSocketLink>) => {
+      const peer = peerOf(req, server)
+      // Only behind the client-certificate listener: a loopback connection that did not come through it.
+      if (peer === null) return new Response(null, { status: 421, headers: { connection: 'close' } })
       const asked = req.headers.get('upgrade')
       // An upgrade counts only when Connection names it (RFC 9110 7.8); h2c is never tunnelled:
       // like any server may, the gateway ignores that one.
       if (asked === null || asked.toLowerCase() === 'h2c' || !/(^|,)\s*upgrade\s*(,|$)/i.test(req.headers.get('connection') ?? '')) {
-        return this.current.handle(req, { ip, tls: isTls, port: server.port })
+        return this.current.handle(req, peer)
       }
       const upgrade: Upgrade = (link, headers) => server.upgrade(req, { data: link, headers })
-      return this.current.handle(req, { ip, tls: isTls, port: server.port, upgrade })
+      peer.upgrade = upgrade
+      return this.current.handle(req, peer)
     }
+    const direct =
+      (tls: boolean): PeerOf =>
+      (req, server) => ({ ip: server.requestIP(req)?.address ?? '', tls, port: server.port })
     const common = {
       hostname: host,
       reusePort: this.settings.reusePort,
@@ -132,7 +142,7 @@ export class Gateway {
       },
     }
     try {
-      this.servers.push(Bun.serve({ ...common, port, fetch: handler(false) }))
+      this.servers.push(Bun.serve({ ...common, port, fetch: handler(direct(false)) }))
     } catch (err) {
       throw new Error(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
     }
@@ -141,7 +151,26 @@ export class Gateway {
       const clientAuth = tls.clientCa ? { ca: readFileSync(tls.clientCa, 'utf8'), requestCert: true, rejectUnauthorized: false } : {}
       const options = { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8'), ...clientAuth }
       try {
-        this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(true) }))
+        if (!tls.clientCa) this.servers.push(Bun.serve({ ...common, port: tls.port, tls: options, fetch: handler(direct(true)) }))
+        // Bun.serve cannot tell which certificate a client presented: TLS ends in a listener
+        // that can, in front of a Bun.serve on loopback (client-cert.ts).
+        else
+          this.servers.push(
+            listenWithClientCerts({
+              hostname: host,
+              port: tls.port,
+              reusePort: this.settings.reusePort,
+              tls: options,
+              handshakeTimeout: common.idleTimeout,
+              serve: (hostname, connection) => {
+                const bridged: PeerOf = (req, server) => {
+                  const c = connection(req, server)
+                  return c ? { ip: c.ip, tls: true, port: c.port, clientCert: c.clientCert } : null
+                }
+                return Bun.serve({ ...common, hostname, port: 0, reusePort: false, fetch: handler(bridged) })
+              },
+            }),
+          )
       } catch (err) {
         throw new Error(
           `cannot start the TLS listener on ${host}:${tls.port} (--tls-cert ${tls.cert}, --tls-key ${tls.key}): ${(err as Error).message}`,

@@ -9,7 +9,17 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { httpbis, createSigner } from 'http-message-signatures'
 import { signRequest } from '../../docs/sign-request.ts'
-import { ADMIN_TOKEN, policyDir, removeDir, ROOT, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import {
+  ADMIN_TOKEN,
+  policyDir,
+  removeDir,
+  ROOT,
+  runCli,
+  startGateway,
+  startUpstream,
+  type RunningGateway,
+  type Upstream,
+} from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
 const SECRET = 'hmac-e2e-secret-0123456789abcdef'
@@ -409,4 +419,19 @@ describe('with Redis', () => {
       await g?.stop()
     }
   }, 30_000)
+})
+
+describe('with --workers and no shared store', () => {
+  test('start-up refuses require hmac: each worker would keep its own nonces', async () => {
+    const dir = policyDir({
+      'p.policy': 'app a {\n  key "ak_a"\n  secret env S\n}\nmatch GET /x {\n  require hmac\n  respond 200\n}\n',
+    })
+    try {
+      const { code, stderr } = await runCli(['--policies', dir, '--workers', '2', '--port', '1', '--admin-port', '0', '--no-watch'], { S: 'secret' })
+      expect(code).toBe(1)
+      expect(stderr).toContain("'require hmac' needs --redis when the gateway runs --workers")
+    } finally {
+      removeDir(dir)
+    }
+  })
 })
