@@ -14,17 +14,24 @@ import proxy from './proxy.ts'
 import respond from './respond.ts'
 import setResponseHeader from './set-response-header.ts'
 import removeResponseHeader from './remove-response-header.ts'
+import requireHmac from './require-hmac.ts'
+import requireJwt from './require-jwt.ts'
 import requireKey from './require-key.ts'
+import requireScope from './require-scope.ts'
+import requireClaim from './require-claim.ts'
+import requireMtls from './require-mtls.ts'
 import allowApp from './allow-app.ts'
 import allowGroup from './allow-group.ts'
 import { orAlternatives } from './require-common.ts'
 
 // `require A or B`: the methods an `or` may name.
-const requireMethods = [requireKey]
+const requireMethods = [requireHmac, requireJwt, requireKey, requireMtls]
 orAlternatives(requireMethods)
 
 export const directives: readonly AnyDirective[] = Object.freeze([
   ...requireMethods,
+  requireScope,
+  requireClaim,
   allowApp,
   allowGroup,
   allowIp,
@@ -46,12 +53,7 @@ export const directives: readonly AnyDirective[] = Object.freeze([
 // Directives of the language reference that this version does not run yet: the
 // checker names them as such instead of calling them unknown.
 export const notYetAvailable: readonly string[] = Object.freeze([
-  'require hmac',
-  'require jwt',
-  'require mtls',
   'require session',
-  'require scope',
-  'require claim',
   'cors',
   'throttle',
   'quota',

@@ -2,6 +2,7 @@
 import type { GatewayError } from './gateway-error.ts'
 import type { Upgrade } from './websocket.ts'
 import type { Identity } from './identity.ts'
+import type { ClientCert } from './request.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -17,6 +18,9 @@ export interface RequestContext {
   readonly proto: 'http' | 'https'
   readonly peerIp: string
   readonly ip: string // the client, after trusted proxies
+  readonly trusted: boolean // the peer is a --trust-proxy address
+  // The certificate the client presented on the TLS listener, if any.
+  readonly clientCert: ClientCert | null
   readonly path: string // normalised
   readonly rawQuery: string // without `?`
   readonly params: Readonly<Record<string, string>>
