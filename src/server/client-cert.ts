@@ -30,6 +30,7 @@ export function clientCertOf(socket: Socket<unknown>, error: Error | null = sock
 // What the HTTP server learns of a bridged connection.
 export interface BridgedConnection {
   ip: string // the client's address, as the TLS listener saw it
+  port: number // the TLS listener's port
   clientCert: ClientCert | null
 }
 
@@ -124,10 +125,11 @@ export function listenWithClientCerts<S extends Server<any>>(opts: ClientCertLis
     error() {}, // close follows
   }
 
-  const outer: TCPSocketListener<Pipe> = Bun.listen<Pipe>({
+  // `reusePort` (for --workers) is honoured by Bun.listen as by Bun.serve, though bun-types omits it.
+  const listenOptions: Bun.TCPSocketListenOptions<Pipe> & { reusePort: boolean } = {
     hostname: opts.hostname,
     port: opts.port,
-    exclusive: !opts.reusePort,
+    reusePort: opts.reusePort,
     tls: opts.tls,
     socket: {
       binaryType: 'uint8array',
@@ -137,7 +139,7 @@ export function listenWithClientCerts<S extends Server<any>>(opts: ClientCertLis
       },
       handshake(s, _success, error) {
         const p = s.data
-        p.facts = { ip: s.remoteAddress, clientCert: clientCertOf(s, error) }
+        p.facts = { ip: s.remoteAddress, port: s.localPort, clientCert: clientCertOf(s, error) }
         s.pause() // until the loopback connection is up
         Bun.connect<Pipe>({ hostname: '127.0.0.1', port: innerPort, data: p, socket: innerHandlers }).catch(() => {})
       },
@@ -166,7 +168,14 @@ export function listenWithClientCerts<S extends Server<any>>(opts: ClientCertLis
       },
       error() {}, // close follows
     },
-  })
+  }
+  let outer: TCPSocketListener<Pipe>
+  try {
+    outer = Bun.listen<Pipe>(listenOptions)
+  } catch (err) {
+    void inner.stop(true)
+    throw err
+  }
 
   return {
     url: new URL(`https://${opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname}:${outer.port}/`),

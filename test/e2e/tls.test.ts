@@ -40,7 +40,8 @@ beforeAll(async () => {
   const tlsPort = probe.port!
   probe.stop(true)
   gw = await startGateway(dir, ['--tls-cert', join(certDir, 'cert.pem'), '--tls-key', join(certDir, 'key.pem'), '--tls-port', String(tlsPort)])
-  tlsUrl = gw.stdout.map((l) => /listening on (https:\/\/\S+)/.exec(l)?.[1]).find(Boolean)!
+  // The https line may come a moment after the http line startGateway waited for.
+  tlsUrl = /listening on (https:\/\/\S+)/.exec(await gw.waitFor('stdout', /listening on https:\/\//))![1]!
 })
 afterAll(async () => {
   await gw?.stop()
