@@ -3,66 +3,26 @@
 // src/server/client-cert.ts. Certificates are made with openssl at test time: a CA, a client
 // it signed, a client another CA signed, and an expired client the CA signed.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import type { Server } from 'bun'
 import { clientCertOf, listenWithClientCerts, type BridgedConnection, type ClientCertListener } from '../../src/server/client-cert.ts'
 import { policyDir, rawRequest, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { parseRaw, type Echo } from '../helpers/http.ts'
+import { Certs } from '../helpers/certs.ts'
 
-let certDir: string
-const pem = (name: string) => readFileSync(join(certDir, name), 'utf8')
-
-function openssl(...args: string[]): string {
-  const run = Bun.spawnSync(['openssl', ...args], { cwd: certDir })
-  if (run.exitCode !== 0) throw new Error(`openssl ${args.join(' ')}: ${run.stderr.toString()}`)
-  return run.stdout.toString()
-}
-
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-
-// A key and a certificate `name`.pem signed by `ca` (or self-signed), valid for `days` (negative: expired).
-function makeCert(name: string, subject: string, ca: string | null, days: number, serial: number, extra: string[] = []): void {
-  if (ca === null) {
-    openssl('req', '-x509', ...EC, '-days', String(days), '-subj', subject, ...extra, '-keyout', `${name}.key`, '-out', `${name}.pem`)
-    return
-  }
-  openssl('req', ...EC, '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.csr`)
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.pem`,
-    '-CAkey',
-    `${ca}.key`,
-    '-set_serial',
-    String(serial),
-    '-days',
-    String(days),
-    '-out',
-    `${name}.pem`,
-  )
-}
-
-// What `openssl x509 -noout -fingerprint -sha256` says, colons removed, lower-cased.
-function opensslSha256(name: string): string {
-  const line = openssl('x509', '-noout', '-fingerprint', '-sha256', '-in', `${name}.pem`)
-  return line
-    .slice(line.indexOf('=') + 1)
-    .trim()
-    .replaceAll(':', '')
-    .toLowerCase()
-}
+const certs = new Certs()
+const certDir = certs.dir
+const pem = (name: string) => certs.pem(name)
+const makeCert = (name: string, subject: string, ca: string | null, days: number, serial: number, extra: string[] = []) =>
+  certs.make(name, subject, ca, days, serial, extra)
+const opensslSha256 = (name: string) => certs.sha256(name)
 
 type Who = 'alice' | 'mallory' | 'expired' | null
 const clientTls = (who: Who) => ({ ca: pem('server.pem'), ...(who ? { cert: pem(`${who}.pem`), key: pem(`${who}.key`) } : {}) })
 
 beforeAll(() => {
-  certDir = mkdtempSync(join(tmpdir(), 'portcullis-client-cert-'))
   makeCert('server', '/CN=localhost', null, 1, 0, ['-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'])
   makeCert('ca', '/CN=Portcullis Test Client CA', null, 10, 0)
   makeCert('other-ca', '/CN=Some Other CA', null, 10, 0)
