@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { z } from 'zod'
 import { parseCidr, type Cidr } from '../runtime/ip.ts'
+import { parseRedisUrl } from '../store/redis-url.ts'
 
 export class UsageError extends Error {}
 
@@ -63,9 +64,13 @@ const Options = z
       .union([z.literal('auto'), z.string().regex(/^[1-9]\d{0,2}$/, '--workers must be a positive number or auto')])
       .default('1')
       .transform((w) => (w === 'auto' ? navigator.hardwareConcurrency : Number(w))),
+    // One Redis, a Cluster or a Sentinel master: the forms are in src/store/redis-url.ts.
     redis: z
       .string()
-      .regex(/^rediss?:\/\/\S+$/, '--redis must be a redis:// or rediss:// URL')
+      .superRefine((url, ctx) => {
+        const target = parseRedisUrl(url)
+        if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target })
+      })
       .optional(),
     // Gateways sharing one Redis for different purposes keep their keys apart.
     'redis-prefix': z.string().min(1).max(200).default('portcullis:'),
@@ -100,6 +105,10 @@ const Options = z
       .default(120),
   })
   .refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
+  // Braces in the prefix would be every key's hash tag: the whole gateway in one Cluster slot.
+  .refine((o) => !o.redis?.startsWith('redis+cluster:') || !/[{}]/.test(o['redis-prefix']), {
+    message: '--redis-prefix must not contain { or } with a Redis Cluster',
+  })
 
 export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' | 'directives' }
 

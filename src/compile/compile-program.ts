@@ -2,7 +2,7 @@
 import type { CheckedProgram, CheckedRoute } from '../check/check-program.ts'
 import type { CompileContext } from '../directives/define.ts'
 import { describeSpan } from '../policy/source.ts'
-import { STAGES, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
+import { STAGES, type AccessFn, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { createHandler, type RequestObserver } from '../runtime/handle.ts'
 import { canonicalName } from '../runtime/headers.ts'
@@ -16,6 +16,7 @@ import { readSecret, type Env } from '../policy/secrets.ts'
 import { AppIndex, type AppDirectory } from '../runtime/identity.ts'
 import { appDirectory, type StoreApps } from '../runtime/store-apps.ts'
 import type { Store } from '../store/store.ts'
+import type { TierRate } from '../runtime/limits.ts'
 
 export interface CompileOptions {
   trustProxy: IpMatcher | null
@@ -38,6 +39,7 @@ function perStage<T>(): Record<Stage, T[]> {
 interface Shared {
   apps: AppDirectory
   opts: CompileOptions
+  tiers: ReadonlyMap<string, TierRate | 'unlimited'>
 }
 
 function compileRoute(
@@ -47,12 +49,20 @@ function compileRoute(
   disposers: (() => void)[],
   shared: Shared,
 ): CompiledRoute {
+  const state = new Map<string, unknown>()
+  const after = new Map<string, AccessFn>()
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
     apps: shared.apps,
     store: shared.opts.store,
     now: shared.opts.now,
     trustProxy: shared.opts.trustProxy,
+    tiers: shared.tiers,
+    routeState: (name, init) => {
+      if (!state.has(name)) state.set(name, init())
+      return state.get(name) as never
+    },
+    afterAccess: (name, fn) => void after.set(name, fn),
     secret: (ref) => readSecret(ref, shared.opts.env)!,
     upstream: pools,
     inlineUpstream: inline,
@@ -66,11 +76,13 @@ function compileRoute(
   for (const stage of STAGES) {
     for (const u of r.uses) {
       if (u.def.stage !== stage) continue
-      fns[stage].push(u.def.compile(u.cfg, ctx))
+      const fn = u.def.compile(u.cfg, ctx)
+      if (fn !== null) fns[stage].push(fn)
       stageNames[stage].push(u.def.describe?.(u.cfg) ?? u.def.name)
       for (const h of u.def.setsHeaders?.(u.cfg) ?? []) protectedHeaders.add(canonicalName(h))
     }
   }
+  fns.access.push(...after.values())
   const plan: Plan = Object.freeze({
     access: fns.access as Plan['access'],
     rewrite: fns.rewrite as Plan['rewrite'],
@@ -142,10 +154,13 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
   }
   const fileApps = new AppIndex([...checked.apps].map(([name, c]) => compileFileApp(name, c, opts.env)))
   const apps = appDirectory(fileApps, opts.storeApps)
+  const tiers = new Map<string, TierRate | 'unlimited'>(
+    [...checked.tiers].map(([name, t]) => [name, t.rate === null ? 'unlimited' : { limit: t.rate.limit, windowMs: t.rate.windowMs, burst: t.burst }]),
+  )
   const router = new Router()
   const routes: CompiledRoute[] = []
   for (const r of checked.routes) {
-    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts })
+    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts, tiers })
     router.add(compiled, r.pattern.segments)
     routes.push(compiled)
   }

@@ -7,8 +7,9 @@ import type { Span } from '../policy/source.ts'
 import type { AppDirectory } from '../runtime/identity.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Store } from '../store/store.ts'
+import type { TierRate } from '../runtime/limits.ts'
 import type { Template } from '../policy/template.ts'
-import type { Stage, StageFns } from '../runtime/context.ts'
+import type { AccessFn, Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
 
 export type Place = 'route' | 'defaults'
@@ -37,6 +38,13 @@ export interface CompileContext {
   now(): number // the build's clock (tests advance it)
   secret(ref: SecretRef): string // checked to exist
   trustProxy: IpMatcher | null
+  // Rate tiers by name (`throttle tier per app`).
+  tiers: ReadonlyMap<string, TierRate | 'unlimited'>
+  // State the directives of one route share (e.g. its throttles and quotas, decided together).
+  routeState<T>(name: string, init: () => T): T
+  // A step that runs once after every other access directive of the route (named, so several
+  // uses register it once): e.g. the throttles' decision, after the caller is identified.
+  afterAccess(name: string, fn: AccessFn): void
   upstream(name: string): UpstreamPool
   inlineUpstream(url: URL): UpstreamPool
   template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
@@ -60,7 +68,8 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   describe?(cfg: C): string
   read(a: ArgCursor): C | undefined
   check?(cfg: C, ctx: CheckContext, at: Span): void
-  compile(cfg: C, ctx: CompileContext): StageFns[S]
+  // null: nothing runs at this directive's place (its work is registered with afterAccess).
+  compile(cfg: C, ctx: CompileContext): StageFns[S] | null
 }
 
 // Erases the config type so the registry can hold every directive in one array.

@@ -21,6 +21,9 @@ import requireScope from './require-scope.ts'
 import requireClaim from './require-claim.ts'
 import requireMtls from './require-mtls.ts'
 import allowApp from './allow-app.ts'
+import throttle from './throttle.ts'
+import quota from './quota.ts'
+import onStoreFailure from './on-store-failure.ts'
 import allowGroup from './allow-group.ts'
 import { orAlternatives } from './require-common.ts'
 
@@ -37,6 +40,9 @@ export const directives: readonly AnyDirective[] = Object.freeze([
   allowIp,
   denyIp,
   limitBody,
+  throttle,
+  quota,
+  onStoreFailure,
   status,
   rewritePath,
   stripPrefix,
@@ -55,8 +61,6 @@ export const directives: readonly AnyDirective[] = Object.freeze([
 export const notYetAvailable: readonly string[] = Object.freeze([
   'require session',
   'cors',
-  'throttle',
-  'quota',
   'forward user',
   'decrypt request',
   'login',
@@ -67,7 +71,6 @@ export const notYetAvailable: readonly string[] = Object.freeze([
   'encrypt response',
   'cache response',
   'log to',
-  'on store-failure',
 ])
 
 const byName = new Map(directives.map((d) => [d.name, d]))

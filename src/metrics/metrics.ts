@@ -118,6 +118,11 @@ export class Metrics {
     return this.hist(this.upstreamLatency, upstream, 'upstream')
   }
 
+  // A counter with labels (the series key is its exposition name).
+  incLabelled(name: string, l: Record<string, string>, by = 1): void {
+    this.inc(`${name}${labels(l)}`, by)
+  }
+
   inc(name: string, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by)
   }
@@ -169,6 +174,7 @@ export class Metrics {
       'gateway_throttled_total',
       'gateway_auth_failures_total',
       'gateway_store_errors_total',
+      'gateway_rate_limit_decisions_total',
     ]) {
       const series = [...this.counters].filter(([k]) => k === name || k.startsWith(`${name}{`))
       out.push(`# TYPE ${name} counter`)

@@ -3,6 +3,7 @@ import type { GatewayError } from './gateway-error.ts'
 import type { Upgrade } from './websocket.ts'
 import type { Identity } from './identity.ts'
 import type { ClientCert } from './request.ts'
+import type { LimitOutcome } from './limits.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -45,6 +46,8 @@ export interface RequestContext {
   // go to the upstream. Reads once, at most `cap` bytes (and `limit body`), else a gateway error.
   readBody(cap: number): Promise<Uint8Array>
   bufferedBody: Uint8Array | null
+  // The route's rate decision (throttle, quota), for the log and metrics.
+  limit: LimitOutcome | null
   upstream: string | null
   upstreamStatus: number | null
   upstreamMs: number | null

@@ -95,6 +95,14 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
     const route = entry.route as string | null
     const series = route === null ? unrouted : metrics.routeSeries(route)
     series.record(entry.status as number, code, durationMs / 1000, upstream, upstreamMs === null ? null : upstreamMs / 1000)
+    const limit = ctx === null ? null : ctx.limit
+    if (limit !== null)
+      metrics.incLabelled('gateway_rate_limit_decisions_total', {
+        route: route ?? '',
+        app: (entry.app as string | null) ?? '',
+        tier: limit.tier ?? '',
+        result: limit.result,
+      })
   }
 
   return {

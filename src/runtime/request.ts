@@ -6,6 +6,7 @@ import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './for
 import { canonicalName } from './headers.ts'
 import { GatewayError } from './gateway-error.ts'
 import type { Identity } from './identity.ts'
+import type { LimitOutcome } from './limits.ts'
 
 // The certificate a client presented on the TLS listener (src/server/client-cert.ts), read once
 // per connection. The listener asks for one only with --client-ca, and never demands one.
@@ -33,6 +34,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   bodyLimit: number | null = null
   identity: Identity | null = null
   bufferedBody: Uint8Array | null = null
+  limit: LimitOutcome | null = null
   upstream: string | null = null
   upstreamStatus: number | null = null
   upstreamMs: number | null = null

@@ -3,6 +3,7 @@
 // need --redis to be shared (the README says so).
 import type { StoredApp } from './app-record.ts'
 import type { AppChange, AppRecords, Store } from './store.ts'
+import { MemoryLimits } from './memory-limits.ts'
 
 const SWEEP_EVERY = 1024
 
@@ -11,6 +12,7 @@ export function memoryStore(): Store {
   let claims = 0
   const apps = new Map<string, StoredApp>()
   const listeners = new Set<(c: AppChange) => void>()
+  const limits = new MemoryLimits()
   const notify = (c: AppChange) => queueMicrotask(() => listeners.forEach((l) => l(c)))
 
   function sweep(now: number): void {
@@ -50,6 +52,7 @@ export function memoryStore(): Store {
       return true
     },
     apps: records,
+    hit: async (rules, _member, now) => limits.hit(rules, now),
     close: async () => {
       listeners.clear()
     },

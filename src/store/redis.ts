@@ -1,27 +1,59 @@
-// Redis through ioredis: short command timeouts, reconnecting by itself, never
-// queueing commands while disconnected (a down store is an answer, not a hang).
-// Keys: PREFIX + `nonce:…` (expiring), PREFIX + `apps` (a hash: name → JSON record);
-// app changes are published on PREFIX + `apps:changed` to every instance.
-import Redis from 'ioredis'
+// Redis through ioredis, as one Redis, a Redis Cluster or a Sentinel-managed master (the URL
+// forms are in redis-url.ts): short command timeouts, every call settled within a deadline,
+// reconnecting by itself, never queueing commands while disconnected (a down store is an
+// answer, not a hang).
+// Keys: PREFIX + `nonce:…` (expiring), PREFIX + `apps` (a hash: name → JSON record), PREFIX + the
+// rate keys the caller names (redis-limits.ts); app changes are published on PREFIX +
+// `apps:changed` to every instance.
+import Redis, { Cluster, type RedisOptions } from 'ioredis'
 import { StoredApp } from './app-record.ts'
-import { StoreUnavailable, type AppChange, type AppRecords, type Store } from './store.ts'
+import { defineHit, hitArgs, readDecision } from './redis-limits.ts'
+import { parseRedisUrl, type HostPort, type RedisTarget } from './redis-url.ts'
+import { StoreUnavailable, type AppChange, type AppRecords, type LimitDecision, type Store } from './store.ts'
 
 export const STORE_TIMEOUT_MS = 500
 const CONNECT_TIMEOUT_MS = 1000
+// Every call settles within this, whatever the connection is doing (a Cluster client retries a
+// command on other nodes for a while): callers decide within a second.
+const CALL_DEADLINE_MS = 900
 
 export interface RedisStoreOptions {
   prefix?: string // default `portcullis:`; tests use one per run
 }
 
-function connection(url: string): Redis {
-  return new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    commandTimeout: STORE_TIMEOUT_MS,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-  })
+const backoff = (times: number) => Math.min(times * 200, 2000)
+
+const nodeOptions = {
+  enableOfflineQueue: false,
+  commandTimeout: STORE_TIMEOUT_MS,
+  connectTimeout: CONNECT_TIMEOUT_MS,
+  maxRetriesPerRequest: 0,
+} satisfies RedisOptions
+
+function connection(target: RedisTarget): Redis | Cluster {
+  switch (target.mode) {
+    case 'single':
+      return new Redis(target.url, { ...nodeOptions, retryStrategy: backoff })
+    case 'sentinel':
+      return new Redis({
+        ...nodeOptions,
+        retryStrategy: backoff,
+        sentinels: target.sentinels,
+        name: target.name,
+        username: target.username,
+        password: target.password,
+        sentinelRetryStrategy: backoff,
+      })
+    case 'cluster':
+      // Node connections are the Cluster client's own (it gives them an offline queue, but
+      // refuses commands for a node that is not connected when enableOfflineQueue is off).
+      return new Cluster(target.nodes, {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: backoff,
+        slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+        redisOptions: { ...nodeOptions, username: target.username, password: target.password },
+      })
+  }
 }
 
 // A record another writer stored can be anything: one that does not validate is skipped
@@ -36,10 +68,72 @@ function parseApp(name: string, json: string | null): StoredApp | null {
   return null
 }
 
+interface FeedEvents {
+  // Subscribed (again): changes may have been missed before.
+  up(): void
+  down(): void
+  message(name: string): void
+  error(err: Error): void
+}
+
+// The app-change subscription. One Redis or a Sentinel master: one connection that reconnects
+// by itself. A Cluster: one plain connection to any node (a PUBLISH reaches every node of a
+// cluster), and when it is lost, the next node the Cluster client knows, or a seed.
+function feed(target: RedisTarget, cluster: Cluster | null, channel: string, on: FeedEvents): { close(): void } {
+  let closed = false
+  let conn: Redis | null = null
+  let attempt = 0
+  let failures = 0
+  const seeds: HostPort[] = target.mode === 'cluster' ? target.nodes : []
+
+  function open(): void {
+    if (closed) return
+    if (target.mode === 'cluster') {
+      const known = [...cluster!.nodes('all').map((n) => ({ host: n.options.host!, port: n.options.port! })), ...seeds]
+      const node = known[attempt++ % known.length]!
+      conn = new Redis({ ...nodeOptions, ...node, username: target.username, password: target.password, retryStrategy: () => null })
+    } else {
+      conn = connection(target) as Redis
+    }
+    const c = conn
+    c.on('error', on.error)
+    c.on('ready', function subscribeOnReady() {
+      c.subscribe(channel).then(
+        () => {
+          failures = 0
+          on.up()
+        },
+        // Not subscribed on a connection that is up: drop it and try again (or elsewhere).
+        () => c.disconnect(true),
+      )
+    })
+    c.on('close', on.down)
+    c.on('message', (ch: string, name: string) => {
+      if (ch === channel) on.message(name)
+    })
+    // A connection that gives up (a cluster node's) is replaced after a pause.
+    c.once('end', function replaceEnded() {
+      on.down()
+      if (!closed) setTimeout(open, backoff(++failures))
+    })
+  }
+  open()
+  return {
+    close() {
+      closed = true
+      conn?.disconnect()
+    },
+  }
+}
+
 export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
+  const target = parseRedisUrl(url)
+  if (typeof target === 'string') throw new Error(target)
   const prefix = opts.prefix ?? 'portcullis:'
-  const client = connection(url)
-  const sub = connection(url)
+  // Braces in the prefix would become every key's hash tag: one slot for all.
+  if (target.mode === 'cluster' && /[{}]/.test(prefix)) throw new Error('--redis-prefix must not contain { or } with a Redis Cluster')
+  const client = connection(target)
+  const hitScript = defineHit(client)
   const appsKey = `${prefix}apps`
   const channel = `${prefix}apps:changed`
   const listeners = new Set<(c: AppChange) => void>()
@@ -50,37 +144,37 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     lastError = err.message
   }
   client.on('error', onError)
-  sub.on('error', onError)
   client.on('ready', () => (lastError = ''))
-  // Every (re)connection of the subscriber may have missed changes: listeners reload all.
-  sub.on('ready', () => {
-    sub.subscribe(channel).then(
-      () => {
-        subscribed = true
-        for (const l of listeners) l({ all: true })
-      },
-      () => {},
-    )
-  })
-  sub.on('close', () => (subscribed = false))
-  sub.on('message', (ch: string, name: string) => {
-    if (ch === channel) for (const l of listeners) l({ name })
+  // Every (re)subscription may have missed changes: listeners reload all.
+  const changes = feed(target, client instanceof Cluster ? client : null, channel, {
+    up() {
+      subscribed = true
+      for (const l of listeners) l({ all: true })
+    },
+    down: () => (subscribed = false),
+    message(name) {
+      for (const l of listeners) l({ name })
+    },
+    error: onError,
   })
 
-  // Resolves when the connection attempt under way succeeds or fails, or after its timeout.
+  // Resolves when the connection attempt under way succeeds or fails, or after its timeout;
+  // one wait for all the calls that arrive meanwhile.
+  let connecting: Promise<void> | null = null
   const connectOutcome = () =>
-    new Promise<void>((resolve) => {
-      const events = ['ready', 'error', 'close'] as const
+    (connecting ??= new Promise<void>((resolve) => {
+      const events = ['ready', 'error', 'close', 'end'] as const
       const done = () => {
         clearTimeout(timer)
         for (const e of events) client.off(e, done)
+        connecting = null
         resolve()
       }
       const timer = setTimeout(done, CONNECT_TIMEOUT_MS)
       for (const e of events) client.once(e, done)
-    })
+    }))
 
-  async function call<T>(f: () => Promise<T>): Promise<T> {
+  async function attempt<T>(f: () => Promise<T>): Promise<T> {
     if (client.status === 'connecting' || client.status === 'connect') await connectOutcome()
     if (client.status !== 'ready') throw new StoreUnavailable(`redis is ${client.status}`)
     try {
@@ -88,6 +182,14 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     } catch (err) {
       throw new StoreUnavailable(`redis: ${(err as Error).message}`)
     }
+  }
+
+  function call<T>(f: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailable(`redis did not answer within ${CALL_DEADLINE_MS} ms`)), CALL_DEADLINE_MS)
+    })
+    return Promise.race([attempt(f), deadline]).finally(() => clearTimeout(timer))
   }
 
   const apps: AppRecords = {
@@ -118,17 +220,28 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
   return {
     kind: 'redis',
     get live() {
-      return subscribed && sub.status === 'ready' && client.status === 'ready'
+      return subscribed && client.status === 'ready'
     },
     async ping() {
       await call(() => client.ping())
     },
     claimOnce: (key, ttlMs) => call(async () => (await client.set(`${prefix}nonce:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK'),
     apps,
+    // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
+    hit(rules, member): Promise<LimitDecision> {
+      if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
+      let keysAndArgs: string[]
+      try {
+        keysAndArgs = hitArgs(rules, member, prefix)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return call(async () => readDecision(rules, await hitScript(rules.length, ...keysAndArgs)))
+    },
     async close() {
       listeners.clear()
+      changes.close()
       client.disconnect()
-      sub.disconnect()
     },
   }
 }

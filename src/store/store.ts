@@ -20,6 +20,25 @@ export interface AppRecords {
   watch(listener: (change: AppChange) => void): () => void
 }
 
+// One limit of a rate decision. `sliding`: at most `limit` admitted requests in any window of
+// `windowMs` (an exact sliding log of admission times). `calendar`: at most `limit` in the
+// calendar window that ends at `resetAt` (ms since the epoch; a counter that expires then).
+export type LimitRule =
+  { kind: 'sliding'; key: string; limit: number; windowMs: number } | { kind: 'calendar'; key: string; limit: number; resetAt: number }
+
+// The decision for a whole set of limits, taken atomically: admitted only when every limit
+// has room, and then counted by every one; refused ones are counted by none.
+export interface LimitDecision {
+  admitted: boolean
+  refusedBy: number // index of the first limit that refused, -1 when admitted
+  // Per rule, after this decision: requests left in the window, and ms until the window
+  // frees a slot (sliding: the oldest admission leaves it; calendar: the window ends).
+  remaining: number[]
+  resetMs: number[]
+  // When refused: ms until a retry can be admitted by the refusing limit.
+  retryAfterMs: number
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis'
   // Resolves when the store answers within its short timeout; rejects with the reason otherwise.
@@ -28,6 +47,10 @@ export interface Store {
   // it was claimed before and has not expired. Cluster-wide with Redis (SET NX PX).
   claimOnce(key: string, ttlMs: number): Promise<boolean>
   readonly apps: AppRecords
+  // Decides and counts one request against `rules` atomically (one Lua script in Redis; the
+  // rules' keys share one hash slot for Redis Cluster). `member` is unique per request (its
+  // id), `now` the caller's clock (the memory store's time; Redis uses its own TIME).
+  hit(rules: readonly LimitRule[], member: string, now: number): Promise<LimitDecision>
   // Whether change notifications are flowing now. While they are not, a store app may have
   // been revoked without this instance hearing of it: identity checks refuse store apps.
   readonly live: boolean

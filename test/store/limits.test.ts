@@ -1,0 +1,426 @@
+// Rate decisions (Store.hit), the same cases against the memory store, the real Redis
+// (127.0.0.1:6379, a key prefix of this run's own, removed afterwards) and a local 3-master
+// Redis Cluster started on free ports; two store instances on one Redis share the counts.
+// Plus what only Redis can do: answer like the memory store, lose its scripts, keep its keys
+// expiring, stop or freeze mid-traffic, and (a Cluster) keep one decision in one slot.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createHash, randomUUID } from 'node:crypto'
+import Redis, { Cluster } from 'ioredis'
+import { memoryStore } from '../../src/store/memory.ts'
+import { redisStore } from '../../src/store/redis.ts'
+import { HIT_SCRIPT } from '../../src/store/redis-limits.ts'
+import { StoreUnavailable, type LimitDecision, type LimitRule, type Store } from '../../src/store/store.ts'
+import { startRedis, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.ts'
+
+const REDIS = 'redis://127.0.0.1:6379'
+const PREFIX = `portcullis-test:limits:${process.pid}:${Date.now()}:`
+
+// A store kind under test: `open` gives another instance on the same shared state (the memory
+// store has one: its one instance), `raw` a plain client for looking at the keys.
+interface Backend {
+  open(): Store
+  raw: Redis | Cluster | null
+  close(): Promise<void>
+}
+
+async function backend(kind: string): Promise<Backend> {
+  const opened: Store[] = []
+  const track = (s: Store) => (opened.push(s), s)
+  if (kind === 'memory') {
+    const only = memoryStore()
+    return { open: () => only, raw: null, close: () => only.close() }
+  }
+  let cluster: RedisCluster | null = null
+  let url = REDIS
+  let raw: Redis | Cluster
+  if (kind === 'cluster') {
+    cluster = await startRedisCluster(3)
+    url = cluster.url
+    raw = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
+  } else {
+    raw = new Redis(REDIS)
+  }
+  return {
+    open: () => track(redisStore(url, { prefix: PREFIX })),
+    raw,
+    async close() {
+      await Promise.all(opened.map((s) => s.close()))
+      if (!cluster) {
+        const keys = await raw.keys(`${PREFIX}*`)
+        if (keys.length) await raw.del(...keys)
+      }
+      raw.disconnect()
+      await cluster?.stop()
+    },
+  }
+}
+
+// A fresh hash tag: every test counts under keys of its own.
+const tag = () => `{${randomUUID()}}`
+const sliding = (key: string, limit: number, windowMs: number): LimitRule => ({ kind: 'sliding', key, limit, windowMs })
+const calendar = (key: string, limit: number, resetAt: number): LimitRule => ({ kind: 'calendar', key, limit, resetAt })
+const hit = (s: Store, rules: LimitRule[]) => s.hit(rules, randomUUID(), Date.now())
+const admittedCount = (ds: LimitDecision[]) => ds.filter((d) => d.admitted).length
+
+// Polls `probe` until it is truthy, for at most `ms`.
+async function until<T>(probe: () => T | Promise<T>, ms: number): Promise<Exclude<T, null | undefined | false | 0 | ''>> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (v) return v as Exclude<T, null | undefined | false | 0 | ''>
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
+    await Bun.sleep(5)
+  }
+}
+
+// Admissions observed by the caller: each happened at some instant in [sent, received]. For
+// every limit+1 of them, the last can only have been admitted `windowMs` after the first: the
+// earliest possible last (the (limit+1)-th smallest `received` among those sent at or after
+// `sent` of the first) minus that `sent` must be at least windowMs.
+function tightestWindow(admissions: { sent: number; received: number }[], limit: number): number {
+  let tightest = Infinity
+  for (const a of admissions) {
+    const later = admissions
+      .filter((b) => b.sent >= a.sent)
+      .map((b) => b.received)
+      .sort((x, y) => x - y)
+    if (later.length > limit) tightest = Math.min(tightest, later[limit]! - a.sent)
+  }
+  return tightest
+}
+
+describe.each(['memory', 'redis', 'cluster'])('%s store', (kind) => {
+  let b: Backend
+  beforeAll(async () => {
+    b = await backend(kind)
+  }, 30_000)
+  afterAll(async () => {
+    await b?.close()
+  }, 30_000)
+
+  test('limit 20: of 200 concurrent hits through two instances exactly 20 are admitted', async () => {
+    const [one, two] = [b.open(), b.open()]
+    const t = tag()
+    for (const rules of [[sliding(`${t}:s`, 20, 60_000)], [calendar(`${t}:c`, 20, Date.now() + 60_000)]]) {
+      const ds = await Promise.all(Array.from({ length: 200 }, (_, i) => hit(i % 2 ? one : two, rules)))
+      expect(admittedCount(ds)).toBe(20)
+      const remaining = ds.filter((d) => d.admitted).map((d) => d.remaining[0])
+      expect(remaining.sort((x, y) => x! - y!)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+      for (const d of ds.filter((d) => !d.admitted)) expect(d).toMatchObject({ refusedBy: 0, remaining: [0] })
+    }
+  })
+
+  test('a refused request is counted by none of its limits; refusedBy is the first that refused', async () => {
+    const s = b.open()
+    const t = tag()
+    const full = sliding(`${t}:full`, 2, 60_000)
+    const roomy = sliding(`${t}:roomy`, 10, 60_000)
+    const quota = calendar(`${t}:quota`, 10, Date.now() + 60_000)
+    expect(admittedCount([await hit(s, [full]), await hit(s, [full])])).toBe(2)
+    for (let i = 0; i < 5; i++) expect(await hit(s, [roomy, full, quota])).toMatchObject({ admitted: false, refusedBy: 1, remaining: [10, 0, 10] })
+    expect(await hit(s, [quota, roomy])).toMatchObject({ admitted: true, refusedBy: -1, remaining: [9, 9] })
+    const fullQuota = calendar(`${t}:full-quota`, 1, Date.now() + 60_000)
+    expect((await hit(s, [fullQuota])).admitted).toBe(true)
+    expect(await hit(s, [fullQuota, full])).toMatchObject({ admitted: false, refusedBy: 0 })
+    expect(await hit(s, [full, fullQuota])).toMatchObject({ admitted: false, refusedBy: 0 })
+    expect(await hit(s, [roomy, quota])).toMatchObject({ admitted: true, remaining: [8, 8] })
+  })
+
+  test('an admitted request is counted by all of its limits', async () => {
+    const s = b.open()
+    const t = tag()
+    const rules = [sliding(`${t}:a`, 5, 60_000), sliding(`${t}:b`, 3, 60_000), calendar(`${t}:c`, 4, Date.now() + 60_000)]
+    const ds = []
+    for (let i = 0; i < 4; i++) ds.push(await hit(s, rules))
+    expect(ds.map((d) => d.remaining)).toEqual([
+      [4, 2, 3],
+      [3, 1, 2],
+      [2, 0, 1],
+      [2, 0, 1],
+    ])
+    expect(ds.map((d) => d.refusedBy)).toEqual([-1, -1, -1, 1])
+  })
+
+  test('the same member on every request still counts every admission', async () => {
+    const s = b.open()
+    const rules = [sliding(`${tag()}:s`, 5, 60_000)]
+    const ds = await Promise.all(Array.from({ length: 10 }, () => s.hit(rules, 'same-id', Date.now())))
+    expect(admittedCount(ds)).toBe(5)
+    expect((await s.hit(rules, 'other', Date.now())).admitted).toBe(false)
+  })
+
+  test('sliding window: full until the oldest admission is windowMs old, then one slot frees', async () => {
+    const s = b.open()
+    const rules = [sliding(`${tag()}:s`, 3, 300)]
+    const first = Date.now()
+    for (let i = 0; i < 3; i++) expect((await hit(s, rules)).admitted).toBe(true)
+    const refused = await hit(s, rules)
+    expect(refused).toMatchObject({ admitted: false, refusedBy: 0, remaining: [0] })
+    expect(refused.retryAfterMs).toBeGreaterThan(250)
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(300)
+    expect(Math.abs(refused.resetMs[0]! - refused.retryAfterMs)).toBeLessThanOrEqual(2)
+    const again = await until(async () => ((await hit(s, rules)).admitted ? Date.now() : 0), 2_000)
+    expect(again - first).toBeGreaterThanOrEqual(295)
+    expect(again - first).toBeLessThan(600)
+  })
+
+  test('sliding window under continuous concurrent traffic: never more than the limit in any window', async () => {
+    const [one, two] = [b.open(), b.open()]
+    const limit = 5
+    const windowMs = 200
+    const rules = [sliding(`${tag()}:s`, limit, windowMs)]
+    const admissions: { sent: number; received: number }[] = []
+    const end = Date.now() + 900
+    const loop = async (s: Store) => {
+      while (Date.now() < end) {
+        const sent = Date.now()
+        const d = await s.hit(rules, randomUUID(), sent)
+        if (d.admitted) admissions.push({ sent, received: Date.now() })
+        // The memory store answers without I/O: let the other loops and timers run.
+        if (kind === 'memory') await Bun.sleep(0)
+      }
+    }
+    await Promise.all([loop(one), loop(two), loop(one), loop(two)])
+    expect(admissions.length).toBeGreaterThanOrEqual(3 * limit)
+    expect(tightestWindow(admissions, limit)).toBeGreaterThanOrEqual(windowMs)
+  })
+
+  test('calendar window: the count resets at resetAt', async () => {
+    const s = b.open()
+    const key = `${tag()}:day`
+    const resetAt = Date.now() + 300
+    expect((await hit(s, [calendar(key, 2, resetAt)])).remaining).toEqual([1])
+    expect((await hit(s, [calendar(key, 2, resetAt)])).remaining).toEqual([0])
+    const refused = await hit(s, [calendar(key, 2, resetAt)])
+    expect(refused).toMatchObject({ admitted: false, refusedBy: 0, remaining: [0] })
+    expect(Math.abs(refused.retryAfterMs - (resetAt - Date.now()))).toBeLessThanOrEqual(10)
+    expect(refused.resetMs).toEqual([refused.retryAfterMs])
+    // The caller moves on to the next window when its clock passes resetAt.
+    const next = await until(async () => {
+      const now = Date.now()
+      const d = await s.hit([calendar(key, 2, now < resetAt ? resetAt : resetAt + 300)], randomUUID(), now)
+      return d.admitted ? { d, now } : null
+    }, 2_000)
+    expect(next.now).toBeGreaterThanOrEqual(resetAt)
+    expect(next.d.remaining).toEqual([1])
+  })
+
+  test('keys with odd bytes are keys like any other, each its own count', async () => {
+    const s = b.open()
+    const t = randomUUID()
+    const long = 'k'.repeat(10_240)
+    const odd = ['{', '}', '{}', '}{', ':', '::', '\0', 'a\0b', 'a\0c', `{${t}\0}`, 'É', 'é', '🔑', '\r\n', ' ', long, `${long}x`, `{${long}}`]
+    const keys = odd.map((k) => `${t}:${k}`)
+    for (const key of keys) {
+      const rules = [sliding(key, 2, 60_000)]
+      expect((await s.hit(rules, `${long}\0${key}`, Date.now())).remaining).toEqual([1])
+    }
+    for (const key of keys) {
+      const rules = [sliding(key, 2, 60_000)]
+      expect((await hit(s, rules)).remaining).toEqual([0])
+      expect((await hit(s, rules)).admitted).toBe(false)
+    }
+    // Several odd keys in one decision, under one hash tag.
+    const shared = `{${t}\0:}`
+    const rules = odd.slice(0, 6).map((k, i) => (i % 2 ? sliding(`${shared}${k}`, 1, 60_000) : calendar(`${shared}${k}`, 1, Date.now() + 60_000)))
+    expect((await hit(s, rules)).admitted).toBe(true)
+    expect(await hit(s, rules)).toMatchObject({ admitted: false, refusedBy: 0 })
+  })
+
+  if (kind !== 'memory') redisOnly(kind, () => b)
+})
+
+function redisOnly(kind: string, get: () => Backend): void {
+  test('answers like the memory store for the same sequence (remaining, resetMs, retryAfterMs)', async () => {
+    const redis = get().open()
+    const memory = memoryStore()
+    // Connected before the first step: its time is the same for both stores.
+    await redis.ping()
+    const t = tag()
+    const t0 = Date.now()
+    const a = sliding(`${t}:a`, 3, 400)
+    const q = calendar(`${t}:q`, 5, t0 + 2_000)
+    const c = sliding(`${t}:c`, 2, 1_000)
+    const steps: LimitRule[][] = [[a], [a, q], [q], [a, q, c], [a], [a, q], [c, q], [c], [q, c], [q], [q], [a, q]]
+    const both = async (rules: LimitRule[]) => {
+      const now = Date.now()
+      const [m, r] = await Promise.all([memory.hit(rules, randomUUID(), now), redis.hit(rules, randomUUID(), now)])
+      expect({ admitted: r.admitted, refusedBy: r.refusedBy, remaining: r.remaining }).toEqual({
+        admitted: m.admitted,
+        refusedBy: m.refusedBy,
+        remaining: m.remaining,
+      })
+      for (let i = 0; i < rules.length; i++) expect(Math.abs(r.resetMs[i]! - m.resetMs[i]!)).toBeLessThanOrEqual(15)
+      expect(Math.abs(r.retryAfterMs - m.retryAfterMs)).toBeLessThanOrEqual(15)
+      return m
+    }
+    const answers = []
+    for (const rules of steps) answers.push(await both(rules))
+    expect(answers.filter((d) => !d.admitted).length).toBeGreaterThanOrEqual(3)
+    // Past a's window (with a margin, so no store is at its edge): a frees, q and c do not.
+    await Bun.sleep(Math.max(0, t0 + 400 + 60 - Date.now()))
+    for (const rules of [[a], [a, q], [q, c], [a, c], [a], [a], [a]]) await both(rules)
+  })
+
+  test('keys live under the prefix and expire: sliding after windowMs, calendar at resetAt', async () => {
+    const s = get().open()
+    const raw = get().raw!
+    const t = tag()
+    const resetAt = Date.now() + 30_000
+    await hit(s, [sliding(`${t}:s`, 5, 20_000), calendar(`${t}:c`, 5, resetAt)])
+    const [sTtl, cTtl] = await Promise.all([raw.pttl(`${PREFIX}${t}:s`), raw.pttl(`${PREFIX}${t}:c`)])
+    expect(sTtl).toBeGreaterThan(19_000)
+    expect(sTtl).toBeLessThanOrEqual(20_000)
+    expect(Math.abs(cTtl - (resetAt - Date.now()))).toBeLessThanOrEqual(50)
+    expect(await raw.exists(`${t}:s`, `${t}:c`)).toBe(0)
+    // A refused request leaves the expiry as it was.
+    await hit(s, [calendar(`${t}:one`, 1, resetAt)])
+    const before = await raw.pttl(`${PREFIX}${t}:one`)
+    expect((await hit(s, [calendar(`${t}:one`, 1, resetAt + 60_000)])).admitted).toBe(false)
+    expect(await raw.pttl(`${PREFIX}${t}:one`)).toBeLessThanOrEqual(before)
+  })
+
+  test('rules no store should be given are an error, not StoreUnavailable, and reach no Redis', async () => {
+    const s = get().open()
+    const t = tag()
+    const cases: LimitRule[][] = [
+      [sliding(`${t}:a`, 1, 1_000), sliding(`${tag()}:b`, 1, 1_000)],
+      [sliding(`${t}:a`, 1, 1_000), sliding('no-tag', 1, 1_000)],
+      [sliding(`${t}:a`, -1, 1_000)],
+      [sliding(`${t}:a`, 1.5, 1_000)],
+      [sliding(`${t}:a`, 1, 0)],
+      [calendar(`${t}:a`, 1, Number.NaN)],
+    ]
+    for (const rules of cases) {
+      const err = await hit(s, rules).then(
+        () => null,
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(Error)
+      expect(err).not.toBeInstanceOf(StoreUnavailable)
+    }
+    expect(await get().raw!.exists(`${PREFIX}${t}:a`)).toBe(0)
+  })
+
+  test('NOSCRIPT: after SCRIPT FLUSH the next decision loads the script again and counts on', async () => {
+    const s = get().open()
+    const raw = get().raw!
+    const rules = [sliding(`${tag()}:s`, 3, 60_000)]
+    expect((await hit(s, rules)).remaining).toEqual([2])
+    const nodes = raw instanceof Cluster ? raw.nodes('master') : [raw]
+    const loaded = async () =>
+      (await Promise.all(nodes.map((n) => n.script('EXISTS', sha) as Promise<number[]>))).flat().filter((e) => e === 1).length
+    const sha = createHash('sha1').update(HIT_SCRIPT).digest('hex')
+    expect(await loaded()).toBeGreaterThanOrEqual(1)
+    await Promise.all(nodes.map((n) => n.script('FLUSH')))
+    expect(await loaded()).toBe(0)
+    expect((await hit(s, rules)).remaining).toEqual([1])
+    expect((await hit(s, rules)).remaining).toEqual([0])
+    expect((await hit(s, rules)).admitted).toBe(false)
+  })
+
+  if (kind === 'cluster') clusterOnly(get)
+  else outage()
+}
+
+function clusterOnly(get: () => Backend): void {
+  test('each decision runs in the slot of its hash tag; tags spread over every master', async () => {
+    const raw = get().raw as Cluster
+    const s = get().open()
+    const masters = new Set<string>()
+    for (let i = 0; i < 40; i++) {
+      const t = tag()
+      const rules = [sliding(`${t}:s`, 2, 60_000), calendar(`${t}:day`, 2, Date.now() + 60_000), sliding(`${t}:route\0x`, 2, 60_000)]
+      expect((await hit(s, rules)).admitted).toBe(true)
+      const slots = new Set(await Promise.all(rules.map((r) => raw.cluster('KEYSLOT', PREFIX + r.key))))
+      expect(slots.size).toBe(1)
+      const [slot] = slots
+      const owner = (await raw.cluster('SLOTS')).find(([from, to]) => Number(slot) >= from && Number(slot) <= to)!
+      masters.add(String(owner[2]))
+      // The keys are on that node, counted.
+      expect(await raw.exists(...rules.map((r) => PREFIX + r.key))).toBe(3)
+    }
+    expect(masters.size).toBe(3)
+  })
+}
+
+function outage(): void {
+  test('a Redis that stops mid-traffic: hits reject with StoreUnavailable within 1 s, then work again by themselves', async () => {
+    const server = await startRedis()
+    const s = redisStore(server.url, { prefix: PREFIX })
+    try {
+      const rules = [sliding(`${tag()}:s`, 1_000_000, 60_000)]
+      await until(
+        () =>
+          s.ping().then(
+            () => true,
+            () => false,
+          ),
+        2_000,
+      )
+      let stopped = 0
+      const failures: { at: number; ms: number; err: unknown }[] = []
+      let admitted = 0
+      // Ten requests in flight at all times, until ten have failed after the stop.
+      const traffic = async () => {
+        while (failures.length < 10) {
+          const sent = Date.now()
+          try {
+            if ((await s.hit(rules, randomUUID(), sent)).admitted) admitted++
+            if (stopped && sent > stopped) throw new Error('a hit succeeded after the server was killed')
+          } catch (err) {
+            failures.push({ at: Date.now(), ms: Date.now() - sent, err })
+          }
+        }
+      }
+      const running = Array.from({ length: 10 }, traffic)
+      await until(() => admitted >= 50, 2_000)
+      const killing = Date.now()
+      await server.kill()
+      stopped = Date.now()
+      await Promise.all(running)
+      for (const f of failures) {
+        expect(f.at).toBeGreaterThanOrEqual(killing)
+        expect(f.err).toBeInstanceOf(StoreUnavailable)
+        expect(f.ms).toBeLessThan(1_000)
+      }
+      await server.restart()
+      const back = await until(() => hit(s, rules).catch(() => null), 5_000)
+      expect(back.admitted).toBe(true)
+      // Counting exactly again (the restarted server kept nothing).
+      const fresh = [sliding(`${tag()}:s`, 5, 60_000)]
+      expect(admittedCount(await Promise.all(Array.from({ length: 20 }, () => hit(s, fresh))))).toBe(5)
+    } finally {
+      await s.close()
+      await server.stop()
+    }
+  }, 20_000)
+
+  test('a Redis that freezes (SIGSTOP): hits reject with StoreUnavailable within 1 s; once it thaws they work', async () => {
+    const server = await startRedis()
+    const s = redisStore(server.url, { prefix: PREFIX })
+    try {
+      const rules = [sliding(`${tag()}:s`, 5, 60_000)]
+      await until(
+        () =>
+          s.ping().then(
+            () => true,
+            () => false,
+          ),
+        2_000,
+      )
+      expect((await hit(s, rules)).admitted).toBe(true)
+      server.freeze()
+      const t0 = Date.now()
+      const results = await Promise.allSettled(Array.from({ length: 5 }, () => hit(s, rules)))
+      expect(Date.now() - t0).toBeLessThan(1_000)
+      for (const r of results) expect(r.status === 'rejected' && r.reason).toBeInstanceOf(StoreUnavailable)
+      server.thaw()
+      const back = await until(() => hit(s, [sliding(`${tag()}:s`, 5, 60_000)]).catch(() => null), 5_000)
+      expect(back.admitted).toBe(true)
+    } finally {
+      await s.close()
+      await server.stop()
+    }
+  }, 20_000)
+}
