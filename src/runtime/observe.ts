@@ -96,7 +96,7 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
     const series = route === null ? unrouted : metrics.routeSeries(route)
     series.record(entry.status as number, code, durationMs / 1000, upstream, upstreamMs === null ? null : upstreamMs / 1000)
     const limit = ctx === null ? null : ctx.limit
-    if (limit !== null)
+    if (limit)
       metrics.incLabelled('gateway_rate_limit_decisions_total', {
         route: route ?? '',
         app: (entry.app as string | null) ?? '',

@@ -34,7 +34,8 @@ describe('the text', () => {
     expect(buckets(text, 'gateway_request_duration_seconds', 'route=""')).toEqual(Array(14).fill(1))
     // the upstream answered 7 times with headers (half the time each); the 502 had no upstream time
     expect(buckets(text, 'gateway_upstream_duration_seconds', 'upstream="http://u1"')).toEqual([2, 3, 4, 4, 4, 4, 4, 4, 5, 5, 5, 6, 7, 7])
-    expect(text.endsWith('gateway_store_errors_total 0\n')).toBe(true)
+    expect(text).toContain('\ngateway_store_errors_total 0\n')
+    expect(text.endsWith('gateway_rate_limit_decisions_total 0\n')).toBe(true)
   })
 
   test('error codes also count as throttled, auth failures and store errors', () => {
