@@ -1,8 +1,12 @@
 // Closed-loop load generator: N connections, each sending one request at a time.
-// Prints one JSON line (a LoadResult) on stdout.
+// Prints one JSON line (a LoadResult, plus `sent` with --header-file) on stdout.
 // bun bench/load.ts --url URL [--connections 32] [--duration 10] [--warmup 1]
 //                   [--max-requests 1000000] [--timeout 5] [--header "Name: value"]...
+//                   [--header-file FILE]
+// --header-file: every request (warm-up included) takes the next line's headers
+// (bench/header-file.ts), cycling, on top of the --header ones.
 import { parseArgs } from 'node:util'
+import { readHeaderFile } from './header-file.ts'
 import { seconds, summarize, type LoadResult } from './stats.ts'
 
 const { values } = parseArgs({
@@ -14,6 +18,7 @@ const { values } = parseArgs({
     'max-requests': { type: 'string', default: '1000000' },
     timeout: { type: 'string', default: '5' },
     header: { type: 'string', multiple: true, default: [] },
+    'header-file': { type: 'string' },
   },
   strict: true,
 })
@@ -28,6 +33,15 @@ for (const h of values.header) {
   const colon = h.indexOf(':')
   if (colon > 0) headers.set(h.slice(0, colon).trim(), h.slice(colon + 1).trim())
 }
+// Built before the clock starts, so a request only picks the next one.
+const cycle = values['header-file']
+  ? readHeaderFile(values['header-file']).map((line) => {
+      const h = new Headers(headers)
+      for (const [name, value] of line) h.set(name, value)
+      return h
+    })
+  : [headers]
+let sent = 0
 
 const latencies = new Float64Array(maxRequests)
 const errorKinds: Record<string, number> = {}
@@ -39,7 +53,7 @@ const stopAt = measureFrom + seconds(values.duration) * 1000
 
 async function send(): Promise<string | null> {
   try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) })
+    const res = await fetch(url, { headers: cycle[sent++ % cycle.length], signal: AbortSignal.timeout(timeoutMs) })
     await res.arrayBuffer()
     return res.status >= 200 && res.status < 300 ? null : String(res.status)
   } catch (err) {
@@ -67,4 +81,4 @@ async function connection(): Promise<void> {
 await Promise.all(Array.from({ length: connections }, connection))
 const elapsedMs = Math.max(performance.now() - measureFrom, 1)
 const result: LoadResult = summarize(latencies.subarray(0, recorded), errors, errorKinds, elapsedMs)
-console.log(JSON.stringify(result))
+console.log(JSON.stringify(values['header-file'] ? { ...result, sent } : result))

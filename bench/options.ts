@@ -1,7 +1,22 @@
 // Command line of bench/run.ts.
 import { parseArgs } from 'node:util'
 
-export const ROWS = ['direct', 'nginx', 'bare-fetch', 'bare-socket', 'bare-raw', 'gateway-plain', 'gateway', 'gateway-workers'] as const
+export const ROWS = [
+  'direct',
+  'nginx',
+  'bare-fetch',
+  'bare-socket',
+  'bare-raw',
+  'gateway-plain',
+  'gateway',
+  'gateway-key',
+  'gateway-jwt-rs256-cached',
+  'gateway-jwt-rs256',
+  'gateway-jwt-es256-cached',
+  'gateway-jwt-es256',
+  'gateway-hmac',
+  'gateway-workers',
+] as const
 export type Row = (typeof ROWS)[number]
 
 export const USAGE = `usage: bun bench/run.ts [--connections 50] [--duration 10] [--warmup 1] [--repeat 1]

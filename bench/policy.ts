@@ -16,9 +16,10 @@ function generatedRoutes(upstream: string): string {
 /**
  * Copies the *.policy files of `sourceDir` into a fresh temp dir (removed when this
  * process exits) with the upstream target replaced by `target`, adds the generated
- * routes, and returns the dir.
+ * routes and the `extra` files (name → text: the identity rows' policy, secrets and keys),
+ * and returns the dir.
  */
-export async function writeBenchPolicies(sourceDir: string, target: string): Promise<string> {
+export async function writeBenchPolicies(sourceDir: string, target: string, extra: Record<string, string> = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-'))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
   const files = (await readdir(sourceDir)).filter((f) => f.endsWith('.policy'))
@@ -28,5 +29,6 @@ export async function writeBenchPolicies(sourceDir: string, target: string): Pro
     await writeFile(join(dir, file), text.replaceAll(PLACEHOLDER_TARGET, target))
   }
   await writeFile(join(dir, 'zz-generated-routes.policy'), generatedRoutes(UPSTREAM_NAME))
+  for (const [name, text] of Object.entries(extra)) await writeFile(join(dir, name), text, { mode: 0o600 })
   return dir
 }

@@ -21,3 +21,17 @@ export async function probe(directUrl: string, gatewayUrl: string, headers: Reco
   }
   return problems
 }
+
+/**
+ * The same request without its credentials (`headers` minus `credentialHeaders`): an identity
+ * route must refuse it with the gateway's 401, or the row would measure an unchecked route.
+ */
+export async function probeRefusal(gatewayUrl: string, headers: Record<string, string>, credentialHeaders: string[]): Promise<string[]> {
+  const without = new Headers(headers)
+  for (const name of credentialHeaders) without.delete(name)
+  const res = await fetch(gatewayUrl, { headers: without })
+  await res.arrayBuffer()
+  const got = `${res.status} ${res.headers.get('gateway-error') ?? '(no Gateway-Error)'}`
+  const path = new URL(gatewayUrl).pathname
+  return got === '401 unauthenticated' ? [] : [`GET ${path} without ${credentialHeaders.join(', ')}: got ${got}, want 401 unauthenticated`]
+}

@@ -11,12 +11,23 @@ export function machineLine(): string {
 
 /**
  * target, req/s, p50, p99, then req/s relative to nginx (only when it has a row) and to
- * the bare fetch proxy, and the p99 added over the bare fetch proxy.
+ * the bare fetch proxy, the p99 added over the bare fetch proxy, and req/s relative to
+ * gateway-plain (only when it has a row: what a route's directives cost).
  */
 export function table(rows: [string, LoadResult][]): string {
   const nginx = rows.find(([name]) => name === 'nginx')?.[1]
   const bare = rows.find(([name]) => name === 'bare-fetch')?.[1]
-  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', ...(nginx ? ['req/s vs nginx'] : []), 'req/s vs bare-fetch', 'p99 added vs bare-fetch']
+  const plain = rows.find(([name]) => name === 'gateway-plain')?.[1]
+  const head = [
+    'target',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    ...(nginx ? ['req/s vs nginx'] : []),
+    'req/s vs bare-fetch',
+    'p99 added vs bare-fetch',
+    ...(plain ? ['req/s vs gateway-plain'] : []),
+  ]
   const body = rows.map(([name, r]) => [
     name,
     r.rps.toFixed(0),
@@ -25,6 +36,7 @@ export function table(rows: [string, LoadResult][]): string {
     ...(nginx ? [`${(r.rps / nginx.rps).toFixed(2)}x`] : []),
     bare ? `${(r.rps / bare.rps).toFixed(2)}x` : '-',
     bare ? `${signed(r.p99 - bare.p99)} ms` : '-',
+    ...(plain ? [`${(r.rps / plain.rps).toFixed(2)}x`] : []),
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)))
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')

@@ -1,20 +1,26 @@
 // Benchmark: the same small GET straight at the upstream and through each proxy, side by side.
 // See bench/README.md; `bun bench/run.ts --help` for the flags.
+import { join } from 'node:path'
 import { freePorts } from './children.ts'
 import { generatorName, measure, type LoadSettings } from './generator.ts'
+import { availableRequires, IDENTITY, prepareIdentity, type IdentityBench, type Method } from './identity.ts'
 import { findNginx, startNginx } from './nginx.ts'
 import { parseOptions, USAGE, type Row } from './options.ts'
 import { choosePinning } from './pinning.ts'
-import { EXTRA_ROUTES } from './policy.ts'
-import { probe } from './probe.ts'
+import { EXTRA_ROUTES, writeBenchPolicies } from './policy.ts'
+import { probe, probeRefusal } from './probe.ts'
 import { errorRate, machineLine, table } from './report.ts'
 import { combine, seconds, type LoadResult } from './stats.ts'
 import { startGateway, startScript, stopGateway, type Gateway } from './targets.ts'
 
+const root = join(import.meta.dir, '..')
 const MAX_ERROR_RATE = 0.01
-const REQUEST_HEADERS = { 'X-Debug': '1', Accept: 'application/json' }
+const REQUEST_HEADERS: Record<string, string> = { 'X-Debug': '1', Accept: 'application/json' }
 const ORDER = '/orders/1'
+// Sizes the first header file of a row with per-request credentials when gateway-plain has not run.
+const GUESS_RPS = 25_000
 // The path each row requests, and whether its route applies the header directives.
+// The identity rows' routes are written by bench/identity.ts.
 const PATHS: Record<Row, [string, boolean]> = {
   direct: [ORDER, false],
   nginx: [ORDER, false],
@@ -23,7 +29,28 @@ const PATHS: Record<Row, [string, boolean]> = {
   'bare-raw': [ORDER, false],
   'gateway-plain': [`/plain${ORDER}`, false],
   gateway: [`/api/v1${ORDER}`, true],
+  'gateway-key': [`/key${ORDER}`, false],
+  'gateway-jwt-rs256-cached': [`/jwt-rs256${ORDER}`, false],
+  'gateway-jwt-rs256': [`/jwt-rs256${ORDER}`, false],
+  'gateway-jwt-es256-cached': [`/jwt-es256${ORDER}`, false],
+  'gateway-jwt-es256': [`/jwt-es256${ORDER}`, false],
+  'gateway-hmac': [`/hmac${ORDER}`, false],
   'gateway-workers': [`/api/v1${ORDER}`, true],
+}
+
+// The identity rows whose `require` method this gateway build has; a note for each other one.
+function identityMethods(rows: Row[], notes: string[]): Set<Method> {
+  const wanted = rows.filter((row) => IDENTITY[row])
+  const methods = new Set<Method>()
+  if (wanted.length === 0) return methods
+  const have = availableRequires(root)
+  for (const row of wanted) {
+    const method = IDENTITY[row]?.method
+    if (!method) continue
+    if (have.has(method)) methods.add(method)
+    else notes.push(`${row}: require ${method} is not available in this gateway build; row skipped`)
+  }
+  return methods
 }
 
 if (process.argv.includes('--help')) {
@@ -46,6 +73,10 @@ async function main(): Promise<number> {
     headers: REQUEST_HEADERS,
   }
   const readyMs = seconds(opts.readyTimeout) * 1000
+  const notes: string[] = []
+  const methods = identityMethods(opts.rows, notes)
+  const rowsToRun = opts.rows.filter((row) => !IDENTITY[row] || methods.has(IDENTITY[row].method))
+  const identity: IdentityBench | null = methods.size ? await prepareIdentity(methods) : null
   console.log(machineLine())
   console.log(pin.describe(opts.rows.includes('gateway-workers') ? opts.workers : 1))
   console.log(
@@ -55,8 +86,9 @@ async function main(): Promise<number> {
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
-  const notes: string[] = []
-  for (const row of opts.rows) {
+  let policies: string | undefined
+  const policyDir = async () => (policies ??= await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, identity?.files))
+  for (const row of rowsToRun) {
     if (row === 'nginx') {
       const binary = findNginx()
       if (!binary) {
@@ -68,12 +100,14 @@ async function main(): Promise<number> {
       bases.set(row, `http://127.0.0.1:${port}`)
     } else if (row === 'bare-fetch' || row === 'bare-socket' || row === 'bare-raw') {
       bases.set(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
-    } else if (row === 'gateway-plain' || row === 'gateway') {
-      if (!gateways.some(([name]) => name === 'gateway')) gateways.push(['gateway', await startGateway('gateway', upstream, 1, pin.proxy(), readyMs)])
+    } else if (row === 'gateway-plain' || row === 'gateway' || IDENTITY[row]) {
+      // One gateway answers all these rows, each on its own route.
+      if (!gateways.some(([name]) => name === 'gateway'))
+        gateways.push(['gateway', await startGateway('gateway', await policyDir(), 1, pin.proxy(), readyMs)])
       bases.set(row, gateways.find(([name]) => name === 'gateway')?.[1].url ?? '')
     } else if (row === 'gateway-workers') {
       const name = `gateway --workers ${opts.workers}`
-      const gw = await startGateway(name, upstream, opts.workers, pin.proxy(opts.workers), readyMs)
+      const gw = await startGateway(name, await policyDir(), opts.workers, pin.proxy(opts.workers), readyMs)
       gateways.push([name, gw])
       bases.set(row, gw.url)
     }
@@ -81,21 +115,50 @@ async function main(): Promise<number> {
     if (row !== 'direct' && bases.has(row)) console.log(`${what} ready on ${bases.get(row)}`)
   }
 
-  const targets = opts.rows.filter((row) => bases.has(row))
+  const targets = rowsToRun.filter((row) => bases.has(row))
+  const url = (row: Row) => `${bases.get(row)}${PATHS[row][0]}`
   for (const row of targets) {
-    const [path, transformed] = PATHS[row]
+    const [, transformed] = PATHS[row]
     const base = bases.get(row) ?? ''
-    const problems = row === 'direct' ? [] : await probe(`${upstream}${ORDER}`, `${base}${path}`, REQUEST_HEADERS, transformed)
-    if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
+    // An identity row's probe carries its credentials (one of its per-request ones, unsent before).
+    const headers = { ...REQUEST_HEADERS, ...identity?.headers(row) }
+    const credentials = identity?.credentials(row, url(row))
+    if (credentials) {
+      for (const [name, value] of (await credentials.take(1))[0] ?? []) headers[name] = value
+      credentials.spent(1)
+    }
+    const problems: string[] = []
+    try {
+      if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row), headers, transformed)))
+      if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
+      if (identity && IDENTITY[row]) problems.push(...(await probeRefusal(url(row), headers, identity.credentialHeaders(row))))
+    } catch (err) {
+      throw new Error(`${row} probe: ${err instanceof Error ? err.message : String(err)}`)
+    }
     for (const p of problems) console.error(`WARNING ${row} probe: ${p}`)
   }
 
   const runs = new Map<Row, LoadResult[]>(targets.map((row) => [row, []]))
+  const peaks = new Map<Row, number>()
+  const reused = new Map<Row, number>()
   for (let i = 0; i < opts.repeat; i++) {
     // Round-robin, so slow drifts of a shared machine spread over all rows.
-    for (const row of targets) runs.get(row)?.push(await measure(`${bases.get(row)}${PATHS[row][0]}`, load))
+    for (const row of targets) {
+      const m = await measure(url(row), load, {
+        headers: identity?.headers(row) ?? {},
+        credentials: identity?.credentials(row, url(row)),
+        peakRps: peaks.get(row),
+        guessRps: peaks.get('gateway-plain') ?? GUESS_RPS,
+      })
+      runs.get(row)?.push(m.result)
+      peaks.set(row, m.peakRps)
+      if (m.reused) reused.set(row, (reused.get(row) ?? 0) + m.reused)
+    }
   }
   for (const [name, gw] of gateways) await stopGateway(name, gw)
+  for (const [row, n] of reused) {
+    notes.push(`WARNING ${row}: ${n} measured requests sent a credential again (its header file ran short): replays, which the gateway refuses`)
+  }
 
   const rows: [string, LoadResult][] = targets.map((row) => [row, combine(runs.get(row) ?? [])])
   console.log(`\n${table(rows)}\n`)

@@ -2,7 +2,6 @@
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import { freePorts, spawnChild, stop, watchChild } from './children.ts'
-import { writeBenchPolicies } from './policy.ts'
 
 const root = join(import.meta.dir, '..')
 const READY = 'listening on http://'
@@ -36,9 +35,8 @@ export interface Gateway {
   child: Subprocess
 }
 
-/** The gateway on the bench policies (written once per run), optionally with --workers. */
-export async function startGateway(name: string, upstream: string, workers: number, prefix: string[], timeoutMs: number): Promise<Gateway> {
-  const policies = await writeBenchPolicies(join(root, 'bench/policies'), upstream)
+/** The gateway on the bench policies (bench/policy.ts writes them), optionally with --workers. */
+export async function startGateway(name: string, policies: string, workers: number, prefix: string[], timeoutMs: number): Promise<Gateway> {
   const [port, adminPort] = freePorts(2)
   const args = ['--policies', policies, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort), '--no-watch']
   if (workers > 1) args.push('--workers', String(workers))

@@ -33,8 +33,26 @@ export function parseWrk(out: string): LoadResult {
   }
 }
 
-export function wrkArgs(binary: string, url: string, connections: number, seconds: number, headers: Record<string, string>): string[] {
+/** How many requests bench/header-cycle.lua handed out (it prints `header-cycle: sent S of N`), or null without it. */
+export function parseSent(out: string): number | null {
+  const m = /^header-cycle: sent (\d+) of \d+$/m.exec(out)
+  return m?.[1] ? Number(m[1]) : null
+}
+
+/**
+ * The wrk command line. With `headerFile`, bench/header-cycle.lua sends each request with the
+ * next line of that file (one thread: a second would cycle through the same lines).
+ */
+export function wrkArgs(
+  binary: string,
+  url: string,
+  connections: number,
+  seconds: number,
+  headers: Record<string, string>,
+  headerFile?: string,
+): string[] {
   const args = [binary, '-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--latency', '--timeout', '5s']
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`)
+  if (headerFile) return [...args, '-s', 'bench/header-cycle.lua', url, '--', headerFile]
   return [...args, url]
 }
