@@ -4,6 +4,7 @@ import { UpstreamFailure, type FailureKind, type Timeouts } from './client/clien
 import { exchange } from './client/socket-client.ts'
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
+import { joined, readUpTo } from './body.ts'
 import type { RetryPolicy, Target, UpstreamPool } from './upstream.ts'
 
 // A request that may be sent again is kept in memory; without `limit body` at most this much.
@@ -24,28 +25,22 @@ type Body = ReadableStream<Uint8Array> | Uint8Array | null
 // read so far followed by the rest as one stream (no retries then).
 async function keepForRetry(body: ReadableStream<Uint8Array>, cap: number, limit: number, ctx: RequestContext): Promise<Body> {
   const reader = body.getReader()
-  const parts: Uint8Array[] = []
-  let total = 0
+  let read
   try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) {
-        ctx.bytesIn = total
-        return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
-      }
-      total += value.byteLength
-      if (total > limit) {
-        void reader.cancel().catch(() => {})
-        ctx.body = 'abandoned'
-        throw new GatewayError('payload_too_large', `the request body is larger than ${limit} bytes`)
-      }
-      parts.push(value)
-      if (total > cap) break
-    }
-  } catch (err) {
-    if (err instanceof GatewayError) throw err
+    read = await readUpTo(reader, cap)
+  } catch {
     throw new GatewayError('bad_request', 'the request body could not be read')
   }
+  if (read.total > limit) {
+    void reader.cancel().catch(() => {})
+    ctx.body = 'abandoned'
+    throw new GatewayError('payload_too_large', `the request body is larger than ${limit} bytes`)
+  }
+  if (read.ended) {
+    ctx.bytesIn = read.total
+    return joined(read.parts)
+  }
+  const parts = read.parts
   return new ReadableStream<Uint8Array>({
     start(c) {
       for (const p of parts) c.enqueue(p)

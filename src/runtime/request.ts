@@ -5,6 +5,7 @@ import type { Upgrade } from './websocket.ts'
 import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './forward.ts'
 import { canonicalName } from './headers.ts'
 import { GatewayError } from './gateway-error.ts'
+import { joined, readUpTo } from './body.ts'
 import type { Identity } from './identity.ts'
 import type { LimitOutcome } from './limits.ts'
 
@@ -102,28 +103,21 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
     const declared = this.req.headers.get('content-length')
     if (declared !== null && Number(declared) > limit) throw tooLarge(limit, this.bodyLimit)
     const reader = body.getReader()
-    const parts: Uint8Array[] = []
-    let total = 0
+    let read
     try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        total += value.byteLength
-        if (total > limit) {
-          void reader.cancel().catch(() => {})
-          this.body = 'abandoned'
-          throw tooLarge(limit, this.bodyLimit)
-        }
-        parts.push(value)
-      }
-    } catch (err) {
-      if (err instanceof GatewayError) throw err
+      read = await readUpTo(reader, limit)
+    } catch {
       this.body = 'abandoned'
       throw new GatewayError('bad_request', 'the request body could not be read')
     }
+    if (!read.ended) {
+      void reader.cancel().catch(() => {})
+      this.body = 'abandoned'
+      throw tooLarge(limit, this.bodyLimit)
+    }
     this.body = 'buffered'
-    this.bytesIn = total
-    return (this.bufferedBody = parts.length === 1 ? parts[0]! : Buffer.concat(parts))
+    this.bytesIn = read.total
+    return (this.bufferedBody = joined(read.parts))
   }
 
   setUpstreamHeader(name: string, value: string | null): void {

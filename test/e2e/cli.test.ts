@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUN, ROOT, policyDir, removeDir, runCli, startUpstream, type Upstream } from '../helpers/gateway.ts'
+import { BUN, ROOT, policyDir, removeDir, runCli, startUpstream, type Upstream, freePort } from '../helpers/gateway.ts'
 
 let up: Upstream
 let good: string
@@ -27,14 +27,6 @@ afterAll(() => {
   removeDir(good)
   removeDir(bad)
 })
-
-// A free port on 127.0.0.1 (bound and released again).
-function freePort(): number {
-  const s = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  const port = s.port!
-  s.stop(true)
-  return port
-}
 
 // Starts the gateway with exactly these arguments and environment (no harness defaults),
 // waits for the readiness line on stdout, stops it with SIGTERM and returns what it printed.

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, createHmac, generateKeyPairSync, randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { httpbis, createSigner } from 'http-message-signatures'
 import { signRequest } from '../../docs/sign-request.ts'
@@ -19,6 +18,7 @@ import {
   startUpstream,
   type RunningGateway,
   type Upstream,
+  freePort,
 } from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
@@ -352,15 +352,6 @@ describe('independent signers', () => {
     30_000,
   )
 })
-
-// A port nothing listens on (the OS gave it, then it was closed).
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const port = (srv.address() as { port: number }).port
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
-}
 
 describe('with Redis', () => {
   test('a nonce is claimed across two gateways sharing Redis', async () => {

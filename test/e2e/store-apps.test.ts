@@ -4,11 +4,10 @@
 // --workers with --redis share the store apps.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
-import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream, freePort } from '../helpers/gateway.ts'
 import { expectProblem } from '../helpers/http.ts'
 
 const REDIS = 'redis://127.0.0.1:6379'
@@ -88,17 +87,6 @@ async function withKey(g: RunningGateway, key: string): Promise<Seen> {
 const putApp = (g: RunningGateway, name: string, body: unknown) =>
   g.admin(`/apps/${name}`, { method: 'PUT', headers: bearer, body: JSON.stringify(body) })
 const deleteApp = (g: RunningGateway, name: string) => g.admin(`/apps/${name}`, { method: 'DELETE', headers: bearer })
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 describe('two gateways on one Redis', () => {
   let a: RunningGateway

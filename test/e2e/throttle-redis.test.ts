@@ -10,14 +10,13 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Redis from 'ioredis'
 import { signRequest } from '../../docs/sign-request.ts'
-import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream, freePort } from '../helpers/gateway.ts'
 import {
   answer,
   COLLIDING,
   expectAtMostPerWindow,
   expectRateHeaders,
   expectRefused,
-  freePort,
   series,
   statuses,
   until,

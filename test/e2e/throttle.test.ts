@@ -9,7 +9,17 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { signRequest } from '../../docs/sign-request.ts'
-import { ADMIN_TOKEN, policyDir, removeDir, runCli, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import {
+  ADMIN_TOKEN,
+  policyDir,
+  removeDir,
+  runCli,
+  startGateway,
+  startUpstream,
+  type RunningGateway,
+  type Upstream,
+  freePort,
+} from '../helpers/gateway.ts'
 import { raw } from '../helpers/http.ts'
 import {
   answer,
@@ -17,7 +27,6 @@ import {
   expectAtMostPerWindow,
   expectRateHeaders,
   expectRefused,
-  freePort,
   series,
   statuses,
   until,

@@ -4,19 +4,12 @@
 import { afterAll, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { policyDir, removeDir, runCli, startGateway } from '../helpers/gateway.ts'
+import { policyDir, removeDir, runCli, startGateway, freePort } from '../helpers/gateway.ts'
 
 const dirs: string[] = []
 afterAll(() => {
   for (const d of dirs) removeDir(d)
 })
-
-function freePort(): number {
-  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
 
 test('a worker that cannot start is restarted with exponential backoff', async () => {
   const dir = policyDir({ 'main.policy': 'match GET /a { respond 200 text "a" }\n' })

@@ -33,6 +33,14 @@ export async function echo(req: Request): Promise<Response> {
   return Response.json({ method: req.method, path: url.pathname, raw, query: url.search.slice(1), headers: Object.fromEntries(req.headers), body })
 }
 
+// A port nothing listens on: the OS gave it, then it was released.
+export function freePort(): number {
+  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+  const port = probe.port!
+  probe.stop(true)
+  return port
+}
+
 // A temporary policy directory from a map of relative path → text.
 export function policyDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'))

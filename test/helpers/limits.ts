@@ -1,7 +1,6 @@
 // Helpers for the throttle and quota tests: concurrent volleys with the client-side times of
 // each answer, RateLimit header checks, header values built to collide.
 import { expect } from 'bun:test'
-import { createServer } from 'node:net'
 
 // One answer, read to the end, with when it was sent and received (performance.now()).
 export interface Answer {
@@ -93,18 +92,6 @@ export async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, m
 export function series(text: string, name: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `))
   return line === undefined ? undefined : Number(line.slice(name.length + 1))
-}
-
-// A port nothing listens on (the OS gave it, then it was closed).
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 const LONG = 'x'.repeat(10 * 1024)

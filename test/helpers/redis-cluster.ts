@@ -3,25 +3,13 @@
 // temporary directory removed on stop; servers still running when the test process exits
 // are killed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
+import { freePort } from './gateway.ts'
 
 const START_TIMEOUT_MS = 5_000
 const CLUSTER_TIMEOUT_MS = 15_000
-
-// A port nothing listens on: bound by the OS, then released.
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 const running = new Set<Bun.Subprocess>()
 process.once('exit', () => {

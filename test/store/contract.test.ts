@@ -2,12 +2,12 @@
 // (127.0.0.1:6379, a key prefix of its own, removed afterwards), plus what only Redis can do:
 // notify another instance, meet records it did not write, and be down.
 import { afterAll, describe, expect, test } from 'bun:test'
-import { createServer } from 'node:net'
 import Redis from 'ioredis'
 import { AppInput, toStoredApp, type StoredApp } from '../../src/store/app-record.ts'
 import { memoryStore } from '../../src/store/memory.ts'
 import { redisStore } from '../../src/store/redis.ts'
 import { StoreUnavailable, type AppChange, type Store } from '../../src/store/store.ts'
+import { freePort } from '../helpers/gateway.ts'
 
 const REDIS = 'redis://127.0.0.1:6379'
 const PREFIX = `portcullis-test:contract:${process.pid}:${Date.now()}:`
@@ -189,17 +189,5 @@ function redisOnly(): void {
       expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailable)
     }
     expect(s.live).toBe(false)
-  })
-}
-
-// A port nothing listens on: bound by the OS, then released.
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
   })
 }
