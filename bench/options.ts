@@ -15,6 +15,8 @@ export const ROWS = [
   'gateway-jwt-es256-cached',
   'gateway-jwt-es256',
   'gateway-hmac',
+  'gateway-throttle',
+  'gateway-throttle-redis',
   'gateway-workers',
 ] as const
 export type Row = (typeof ROWS)[number]

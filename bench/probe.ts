@@ -1,9 +1,16 @@
 /**
  * One request through the gateway, compared with the same request sent direct.
- * With `transformed`, also checks the header directives of the orders route.
+ * With `transformed`, also checks the header directives of the orders route; `answerHeaders`
+ * must be on the gateway's answer with these values (the throttle rows: RateLimit-Limit).
  * Returns what is wrong.
  */
-export async function probe(directUrl: string, gatewayUrl: string, headers: Record<string, string>, transformed: boolean): Promise<string[]> {
+export async function probe(
+  directUrl: string,
+  gatewayUrl: string,
+  headers: Record<string, string>,
+  transformed: boolean,
+  answerHeaders: Record<string, string> = {},
+): Promise<string[]> {
   const problems: string[] = []
   const expect = (what: string, actual: string | null, wanted: string) => {
     if (actual !== wanted) problems.push(`${what}: got ${JSON.stringify(actual)}, want ${JSON.stringify(wanted)}`)
@@ -14,6 +21,7 @@ export async function probe(directUrl: string, gatewayUrl: string, headers: Reco
   const path = new URL(gatewayUrl).pathname
   expect(`GET ${path} status`, String(res.status), '200')
   expect(`GET ${path} body`, body.length > 200 ? `${body.slice(0, 200)}…` : body, direct)
+  for (const [name, value] of Object.entries(answerHeaders)) expect(`GET ${path} response header ${name}`, res.headers.get(name), value)
   if (transformed) {
     expect(`GET ${path} response header x-served-by`, res.headers.get('x-served-by'), 'portcullis')
     expect(`GET ${path} x-request-source at upstream`, res.headers.get('x-seen-request-source'), 'gateway')

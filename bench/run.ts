@@ -1,8 +1,9 @@
 // Benchmark: the same small GET straight at the upstream and through each proxy, side by side.
 // See bench/README.md; `bun bench/run.ts --help` for the flags.
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { freePorts } from './children.ts'
-import { generatorName, measure, type LoadSettings } from './generator.ts'
+import { generatorName, measure, type Credentials, type LoadSettings } from './generator.ts'
 import { availableRequires, IDENTITY, prepareIdentity, type IdentityBench, type Method } from './identity.ts'
 import { findNginx, startNginx } from './nginx.ts'
 import { parseOptions, USAGE, type Row } from './options.ts'
@@ -12,6 +13,18 @@ import { probe, probeRefusal } from './probe.ts'
 import { errorRate, machineLine, table } from './report.ts'
 import { combine, seconds, type LoadResult } from './stats.ts'
 import { startGateway, startScript, stopGateway, type Gateway } from './targets.ts'
+import {
+  ClientRing,
+  deletePrefix,
+  REDIS_URL,
+  redisPrefix,
+  redisProblem,
+  THROTTLE_LIMIT,
+  THROTTLE_ROUTE,
+  THROTTLE_ROWS,
+  throttleAvailable,
+  throttlePolicy,
+} from './throttle.ts'
 
 const root = join(import.meta.dir, '..')
 const MAX_ERROR_RATE = 0.01
@@ -35,6 +48,8 @@ const PATHS: Record<Row, [string, boolean]> = {
   'gateway-jwt-es256-cached': [`/jwt-es256${ORDER}`, false],
   'gateway-jwt-es256': [`/jwt-es256${ORDER}`, false],
   'gateway-hmac': [`/hmac${ORDER}`, false],
+  'gateway-throttle': [`${THROTTLE_ROUTE}${ORDER}`, false],
+  'gateway-throttle-redis': [`${THROTTLE_ROUTE}${ORDER}`, false],
   'gateway-workers': [`/api/v1${ORDER}`, true],
 }
 
@@ -51,6 +66,30 @@ function identityMethods(rows: Row[], notes: string[]): Set<Method> {
     else notes.push(`${row}: require ${method} is not available in this gateway build; row skipped`)
   }
   return methods
+}
+
+// The throttle rows this run can measure (`throttle` in this build; for the Redis row, a Redis
+// answering on 127.0.0.1:6379); a note for each other one.
+async function throttleRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
+  const wanted = rows.filter((row) => THROTTLE_ROWS.includes(row))
+  const runnable = new Set<Row>()
+  if (wanted.length === 0) return runnable
+  if (!throttleAvailable(root)) {
+    for (const row of wanted) notes.push(`${row}: throttle is not available in this gateway build; row skipped`)
+    return runnable
+  }
+  for (const row of wanted) {
+    const problem = row === 'gateway-throttle-redis' ? await redisProblem() : null
+    if (problem) notes.push(`${row}: no Redis answering on ${REDIS_URL} (${problem}); row skipped`)
+    else runnable.add(row)
+  }
+  return runnable
+}
+
+// Run on every exit of main, errors included: the Redis row's keys.
+const cleanups: (() => Promise<void>)[] = []
+async function cleanUp(): Promise<void> {
+  for (const task of cleanups.splice(0)) await task()
 }
 
 if (process.argv.includes('--help')) {
@@ -75,8 +114,13 @@ async function main(): Promise<number> {
   const readyMs = seconds(opts.readyTimeout) * 1000
   const notes: string[] = []
   const methods = identityMethods(opts.rows, notes)
-  const rowsToRun = opts.rows.filter((row) => !IDENTITY[row] || methods.has(IDENTITY[row].method))
+  const throttles = await throttleRows(opts.rows, notes)
+  const rowsToRun = opts.rows.filter((row) =>
+    IDENTITY[row] ? methods.has(IDENTITY[row].method) : THROTTLE_ROWS.includes(row) ? throttles.has(row) : true,
+  )
   const identity: IdentityBench | null = methods.size ? await prepareIdentity(methods) : null
+  const rings = new Map<Row, ClientRing>([...throttles].map((row) => [row, new ClientRing(randomBytes(4).toString('hex'))]))
+  const credentialsFor = (row: Row): Credentials | undefined => rings.get(row) ?? identity?.credentials(row, url(row))
   console.log(machineLine())
   console.log(pin.describe(opts.rows.includes('gateway-workers') ? opts.workers : 1))
   console.log(
@@ -86,8 +130,13 @@ async function main(): Promise<number> {
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
+  const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
   let policies: string | undefined
-  const policyDir = async () => (policies ??= await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, identity?.files))
+  const policyDir = async () => (policies ??= await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, extraFiles))
+  // The --workers gateway serves only the six-directive route; without --redis it would refuse
+  // the throttle and hmac routes (needs-redis).
+  let basePolicies: string | undefined
+  const basePolicyDir = async () => (basePolicies ??= await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream))
   for (const row of rowsToRun) {
     if (row === 'nginx') {
       const binary = findNginx()
@@ -100,14 +149,28 @@ async function main(): Promise<number> {
       bases.set(row, `http://127.0.0.1:${port}`)
     } else if (row === 'bare-fetch' || row === 'bare-socket' || row === 'bare-raw') {
       bases.set(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
-    } else if (row === 'gateway-plain' || row === 'gateway' || IDENTITY[row]) {
+    } else if (row === 'gateway-plain' || row === 'gateway' || row === 'gateway-throttle' || IDENTITY[row]) {
       // One gateway answers all these rows, each on its own route.
       if (!gateways.some(([name]) => name === 'gateway'))
         gateways.push(['gateway', await startGateway('gateway', await policyDir(), 1, pin.proxy(), readyMs)])
       bases.set(row, gateways.find(([name]) => name === 'gateway')?.[1].url ?? '')
+    } else if (row === 'gateway-throttle-redis') {
+      // A second gateway on the same policies, its counters in Redis under a prefix of this run.
+      const prefix = redisPrefix()
+      cleanups.push(async () => {
+        try {
+          notes.push(`${row}: deleted ${await deletePrefix(prefix)} Redis keys under ${prefix}`)
+        } catch (err) {
+          notes.push(`WARNING ${row}: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
+        }
+      })
+      const name = 'gateway --redis'
+      const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', REDIS_URL, '--redis-prefix', prefix])
+      gateways.push([name, gw])
+      bases.set(row, gw.url)
     } else if (row === 'gateway-workers') {
       const name = `gateway --workers ${opts.workers}`
-      const gw = await startGateway(name, await policyDir(), opts.workers, pin.proxy(opts.workers), readyMs)
+      const gw = await startGateway(name, await basePolicyDir(), opts.workers, pin.proxy(opts.workers), readyMs)
       gateways.push([name, gw])
       bases.set(row, gw.url)
     }
@@ -122,14 +185,16 @@ async function main(): Promise<number> {
     const base = bases.get(row) ?? ''
     // An identity row's probe carries its credentials (one of its per-request ones, unsent before).
     const headers = { ...REQUEST_HEADERS, ...identity?.headers(row) }
-    const credentials = identity?.credentials(row, url(row))
+    const credentials = credentialsFor(row)
     if (credentials) {
       for (const [name, value] of (await credentials.take(1))[0] ?? []) headers[name] = value
       credentials.spent(1)
     }
     const problems: string[] = []
     try {
-      if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row), headers, transformed)))
+      // A throttle row's answer carries RateLimit-Limit: the proof that the throttle ran.
+      const answer: Record<string, string> = rings.has(row) ? { 'RateLimit-Limit': String(THROTTLE_LIMIT) } : {}
+      if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row), headers, transformed, answer)))
       if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
       if (identity && IDENTITY[row]) problems.push(...(await probeRefusal(url(row), headers, identity.credentialHeaders(row))))
     } catch (err) {
@@ -146,7 +211,7 @@ async function main(): Promise<number> {
     for (const row of targets) {
       const m = await measure(url(row), load, {
         headers: identity?.headers(row) ?? {},
-        credentials: identity?.credentials(row, url(row)),
+        credentials: credentialsFor(row),
         peakRps: peaks.get(row),
         guessRps: peaks.get('gateway-plain') ?? GUESS_RPS,
       })
@@ -156,6 +221,7 @@ async function main(): Promise<number> {
     }
   }
   for (const [name, gw] of gateways) await stopGateway(name, gw)
+  await cleanUp()
   for (const [row, n] of reused) {
     notes.push(`WARNING ${row}: ${n} measured requests sent a credential again (its header file ran short): replays, which the gateway refuses`)
   }
@@ -176,8 +242,9 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => {
+  async (err: unknown) => {
     console.error(`bench: ${err instanceof Error ? err.message : String(err)}`)
+    await cleanUp()
     process.exit(1)
   },
 )

@@ -35,11 +35,19 @@ export interface Gateway {
   child: Subprocess
 }
 
-/** The gateway on the bench policies (bench/policy.ts writes them), optionally with --workers. */
-export async function startGateway(name: string, policies: string, workers: number, prefix: string[], timeoutMs: number): Promise<Gateway> {
+/** The gateway on the bench policies (bench/policy.ts writes them), optionally with --workers and `extra` arguments (e.g. --redis). */
+export async function startGateway(
+  name: string,
+  policies: string,
+  workers: number,
+  prefix: string[],
+  timeoutMs: number,
+  extra: string[] = [],
+): Promise<Gateway> {
   const [port, adminPort] = freePorts(2)
   const args = ['--policies', policies, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort), '--no-watch']
   if (workers > 1) args.push('--workers', String(workers))
+  args.push(...extra)
   const child = spawnChild([...prefix, process.execPath, 'src/cli/main.ts', ...args], root)
   const watched = watchChild(child, (l) => l.includes(READY), timeoutMs, prefixed(name, 20))
   try {
