@@ -35,6 +35,18 @@ export interface LimitOutcome {
 
 const hex = (s: string) => Buffer.from(sha256(s)).toString('hex').slice(0, 32)
 
+// Key values repeat (an app, an address): each is hashed once, a bounded number of them.
+const hashed = new Map<string, string>()
+function hashOf(v: string): string {
+  let h = hashed.get(v)
+  if (h === undefined) {
+    h = hex(v)
+    if (hashed.size >= 16_384) hashed.clear()
+    hashed.set(v, h)
+  }
+  return h
+}
+
 function calendarEnd(now: number, c: Calendar): number {
   const d = new Date(now)
   if (c === 'hour') return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours() + 1)
@@ -101,7 +113,7 @@ export class LimitGroup {
     let v = ''
     for (const p of spec.key) v += `${partValue(ctx, p)}\u0000`
     // Values are hashed: no separator, hash-tag brace or length from a header or claim reaches a key.
-    return `rl:{${this.tag}}:${spec.source}:${spec.keyText}:${window}:${hex(v)}`
+    return `rl:{${this.tag}}:${spec.source}:${spec.keyText}:${window}:${hashOf(v)}`
   }
 
   private rulesFor(ctx: RequestContext, now: number): Applied {
@@ -135,6 +147,17 @@ export class LimitGroup {
       }
     }
     return out
+  }
+
+  // RateLimit-Policy is the same for every request with the same tier: made once per tier.
+  private readonly policies = new Map<string | null, string>()
+  private policyHeader(applied: Applied): string {
+    let p = this.policies.get(applied.tier)
+    if (p === undefined) {
+      p = applied.rules.map((r, i) => `"${applied.names[i]}";q=${r.limit};w=${applied.windows[i]}`).join(', ')
+      this.policies.set(applied.tier, p)
+    }
+    return p
   }
 
   private failurePolicy(): FailurePolicy {
@@ -175,7 +198,7 @@ export class LimitGroup {
       ['ratelimit-limit', String(rule.limit)],
       ['ratelimit-remaining', String(d.remaining[t])],
       ['ratelimit-reset', String(resetS)],
-      ['ratelimit-policy', applied.rules.map((r, i) => `"${applied.names[i]}";q=${r.limit};w=${applied.windows[i]}`).join(', ')],
+      ['ratelimit-policy', this.policyHeader(applied)],
       ['ratelimit', `"${name}";r=${d.remaining[t]};t=${resetS}`],
     ]
     ctx.responseHeaders = ctx.responseHeaders ? [...ctx.responseHeaders, ...headers] : headers
