@@ -118,9 +118,18 @@ export class Metrics {
     return this.hist(this.upstreamLatency, upstream, 'upstream')
   }
 
-  // A counter with labels (the series key is its exposition name).
+  // A counter with labels (the series key is its exposition name). The name with its label
+  // values is made once per combination: requests repeat them.
+  private readonly labelled = new Map<string, string>()
   incLabelled(name: string, l: Record<string, string>, by = 1): void {
-    this.inc(`${name}${labels(l)}`, by)
+    let id = `${name}\0`
+    for (const k in l) id += `${l[k]}\0`
+    let key = this.labelled.get(id)
+    if (key === undefined) {
+      key = `${name}${labels(l)}`
+      if (this.labelled.size < 65_536) this.labelled.set(id, key)
+    }
+    this.inc(key, by)
   }
 
   inc(name: string, by = 1): void {

@@ -52,7 +52,7 @@ export function memoryStore(): Store {
       return true
     },
     apps: records,
-    hit: async (rules, _member, now) => limits.hit(rules, now),
+    hit: (rules, _member, now) => limits.hit(rules, now),
     close: async () => {
       listeners.clear()
     },

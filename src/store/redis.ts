@@ -5,6 +5,7 @@
 // Keys: PREFIX + `nonce:…` (expiring), PREFIX + `apps` (a hash: name → JSON record), PREFIX + the
 // rate keys the caller names (redis-limits.ts); app changes are published on PREFIX +
 // `apps:changed` to every instance.
+import { unwatchDeadline, watchDeadline, type Timed } from '../runtime/client/deadlines.ts'
 import Redis, { Cluster, type RedisOptions } from 'ioredis'
 import { StoredApp } from './app-record.ts'
 import { defineHit, hitArgs, readDecision } from './redis-limits.ts'
@@ -184,12 +185,28 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     }
   }
 
+  // The deadline is watched by the one shared clock of the upstream client, not a timer per call.
   function call<T>(f: () => Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailable(`redis did not answer within ${CALL_DEADLINE_MS} ms`)), CALL_DEADLINE_MS)
+    return new Promise<T>((resolve, reject) => {
+      const watched: Timed = {
+        deadline: performance.now() + CALL_DEADLINE_MS,
+        expire() {
+          unwatchDeadline(watched)
+          reject(new StoreUnavailable(`redis did not answer within ${CALL_DEADLINE_MS} ms`))
+        },
+      }
+      watchDeadline(watched)
+      attempt(f).then(
+        (v) => {
+          unwatchDeadline(watched)
+          resolve(v)
+        },
+        (err) => {
+          unwatchDeadline(watched)
+          reject(err)
+        },
+      )
     })
-    return Promise.race([attempt(f), deadline]).finally(() => clearTimeout(timer))
   }
 
   const apps: AppRecords = {

@@ -50,7 +50,8 @@ export interface Store {
   // Decides and counts one request against `rules` atomically (one Lua script in Redis; the
   // rules' keys share one hash slot for Redis Cluster). `member` is unique per request (its
   // id), `now` the caller's clock (the memory store's time; Redis uses its own TIME).
-  hit(rules: readonly LimitRule[], member: string, now: number): Promise<LimitDecision>
+  // The memory store decides at once (no promise); Redis answers with one.
+  hit(rules: readonly LimitRule[], member: string, now: number): LimitDecision | Promise<LimitDecision>
   // Whether change notifications are flowing now. While they are not, a store app may have
   // been revoked without this instance hearing of it: identity checks refuse store apps.
   readonly live: boolean

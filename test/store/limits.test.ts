@@ -59,7 +59,7 @@ async function backend(kind: string): Promise<Backend> {
 const tag = () => `{${randomUUID()}}`
 const sliding = (key: string, limit: number, windowMs: number): LimitRule => ({ kind: 'sliding', key, limit, windowMs })
 const calendar = (key: string, limit: number, resetAt: number): LimitRule => ({ kind: 'calendar', key, limit, resetAt })
-const hit = (s: Store, rules: LimitRule[]) => s.hit(rules, randomUUID(), Date.now())
+const hit = (s: Store, rules: LimitRule[]) => Promise.resolve().then(() => s.hit(rules, randomUUID(), Date.now()))
 const admittedCount = (ds: LimitDecision[]) => ds.filter((d) => d.admitted).length
 
 // Polls `probe` until it is truthy, for at most `ms`.
