@@ -15,8 +15,14 @@ export function memoryStore(): Store {
   const limits = new MemoryLimits()
   const notify = (c: AppChange) => queueMicrotask(() => listeners.forEach((l) => l(c)))
 
+  // Claims are kept in the order they were made, and one route's nonces share a lifetime: the
+  // expired ones are at the front. (A different lifetime only delays a sweep, never keeps a
+  // claim past its end: claimOnce checks the expiry itself.)
   function sweep(now: number): void {
-    for (const [k, exp] of once) if (exp <= now) once.delete(k)
+    for (const [k, exp] of once) {
+      if (exp > now) break
+      once.delete(k)
+    }
   }
 
   const records: AppRecords = {
@@ -48,6 +54,7 @@ export function memoryStore(): Store {
       if (++claims % SWEEP_EVERY === 0) sweep(now)
       const exp = once.get(key)
       if (exp !== undefined && exp > now) return false
+      once.delete(key) // to the back of the order
       once.set(key, now + ttlMs)
       return true
     },
