@@ -2,7 +2,7 @@
 // the request carries decides (a bad one is refused, not passed over); none gets every challenge.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
-import { policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { policyDir, removeDir, startGateway, startRecordingUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
 const API_KEY = 'any-key-0123456789abcdef'
@@ -20,11 +20,7 @@ beforeAll(async () => {
     .setIssuer('https://issuer.test')
     .setExpirationTime('10m')
     .sign(privateKey)
-  upstream = startUpstream(async (req) => {
-    const echo: Echo = { method: req.method, path: new URL(req.url).pathname, raw: '', query: '', headers: Object.fromEntries(req.headers), body: '' }
-    hits.push(echo)
-    return Response.json(echo)
-  })
+  upstream = startRecordingUpstream(hits)
   dir = policyDir({
     'jwt.pem': await exportSPKI(publicKey),
     'p.policy': `

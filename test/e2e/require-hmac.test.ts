@@ -15,7 +15,7 @@ import {
   ROOT,
   runCli,
   startGateway,
-  startUpstream,
+  startRecordingUpstream,
   type RunningGateway,
   type Upstream,
   freePort,
@@ -66,19 +66,7 @@ match POST /limited {
 `
 
 beforeAll(async () => {
-  upstream = startUpstream(async (req) => {
-    const url = new URL(req.url)
-    const echo: Echo = {
-      method: req.method,
-      path: url.pathname,
-      raw: '',
-      query: url.search.slice(1),
-      headers: Object.fromEntries(req.headers),
-      body: await req.text(),
-    }
-    hits.push(echo)
-    return Response.json(echo)
-  })
+  upstream = startRecordingUpstream(hits)
   dir = policyDir({ 'routes.policy': routes(), 'ed.pem': ed.publicKey.export({ type: 'spki', format: 'pem' }) as string })
   gw = await startGateway(dir, [], SECRETS)
 })

@@ -3,7 +3,7 @@
 // the upstream gets, every kind of bad token, a JWK set that does not answer, key rotation.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
-import { policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { policyDir, removeDir, startGateway, startRecordingUpstream, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
 const ISS = 'https://issuer.test'
@@ -26,11 +26,7 @@ const fetches = { jwks: 0, rotating: 0 }
 let rotating: JWK[] = [KEYS[0]!]
 
 beforeAll(async () => {
-  upstream = startUpstream((req) => {
-    const echo: Echo = { method: req.method, path: new URL(req.url).pathname, raw: '', query: '', headers: Object.fromEntries(req.headers), body: '' }
-    hits.push(echo)
-    return Response.json(echo)
-  })
+  upstream = startRecordingUpstream(hits)
   idp = startUpstream((req) => {
     const path = new URL(req.url).pathname
     if (path === '/jwks') return (fetches.jwks++, Response.json({ keys: KEYS }))

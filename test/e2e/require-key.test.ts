@@ -1,7 +1,7 @@
 // `require key`, `allow app`, `allow group`, an app's own `allow ip`, key rotation windows and
 // the identity headers the upstream gets, through the real gateway.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { policyDir, removeDir, startGateway, startRecordingUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
 const KEYS = { KEY_A: 'ka-0123456789abcdef', KEY_B: 'kb-0123456789abcdef', KEY_B_NEXT: 'kb-next-0123456789', KEY_C: 'kc-0123456789abcdef' }
@@ -12,19 +12,7 @@ let dir: string
 const hits: Echo[] = []
 
 beforeAll(async () => {
-  upstream = startUpstream(async (req) => {
-    const url = new URL(req.url)
-    const echo: Echo = {
-      method: req.method,
-      path: url.pathname,
-      raw: '',
-      query: url.search.slice(1),
-      headers: Object.fromEntries(req.headers),
-      body: '',
-    }
-    hits.push(echo)
-    return Response.json(echo)
-  })
+  upstream = startRecordingUpstream(hits)
   dir = policyDir({
     'apps.policy': `
 app partner_a {

@@ -1,7 +1,7 @@
 // `require mtls` through the real gateway: client certificates on the TLS listener
 // (--client-ca), X-Forwarded-Client-Cert from --trust-proxy peers only, revocation.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { ADMIN_TOKEN, policyDir, removeDir, startGateway, startRecordingUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { Certs } from '../helpers/certs.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
 
@@ -23,12 +23,7 @@ beforeAll(async () => {
   certs.make('bob', '/CN=bob', 'ca', 5, 2) // chains to the CA, but no app has it
   certs.make('mallory', '/CN=mallory', 'other-ca', 5, 3)
   certs.make('expired', '/CN=expired', 'ca', -1, 4)
-  upstream = startUpstream(async (req) => {
-    const url = new URL(req.url)
-    const echo: Echo = { method: req.method, path: url.pathname, raw: '', query: '', headers: Object.fromEntries(req.headers), body: '' }
-    hits.push(echo)
-    return Response.json(echo)
-  })
+  upstream = startRecordingUpstream(hits)
   dir = policyDir({
     'p.policy': `
 app alice_app {

@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import type { Server } from 'bun'
+import type { Echo } from './http.ts'
 
 export const ROOT = resolve(import.meta.dir, '../..')
 export const BUN = process.execPath
@@ -27,10 +28,24 @@ export function startUpstream(handler?: (req: Request) => Response | Promise<Res
 }
 
 export async function echo(req: Request): Promise<Response> {
+  return Response.json(await echoOf(req))
+}
+
+// What a request looked like when it reached an upstream.
+export async function echoOf(req: Request): Promise<Echo> {
   const url = new URL(req.url)
   const body = req.body ? await req.text() : ''
   const raw = req.url.slice(req.url.indexOf('/', 8))
-  return Response.json({ method: req.method, path: url.pathname, raw, query: url.search.slice(1), headers: Object.fromEntries(req.headers), body })
+  return { method: req.method, path: url.pathname, raw, query: url.search.slice(1), headers: Object.fromEntries(req.headers), body }
+}
+
+// An echo upstream that also keeps every request it received in `hits` (did it reach it?).
+export function startRecordingUpstream(hits: Echo[]): Upstream {
+  return startUpstream(async (req) => {
+    const e = await echoOf(req)
+    hits.push(e)
+    return Response.json(e)
+  })
 }
 
 // A port nothing listens on: the OS gave it, then it was released.
