@@ -69,11 +69,15 @@ function partValue(ctx: RequestContext, p: KeyPart): string {
       return ctx.ip
     case 'route':
       return ''
-    case 'header':
-      return ctx.req.headers.get(p.name) ?? ''
+    // An absent header or claim is its own key, apart from an empty one; a claim's type counts
+    // (the number 7 and the string "7" are two keys).
+    case 'header': {
+      const v = ctx.req.headers.get(p.name)
+      return v === null ? '-' : `h:${v}`
+    }
     case 'jwt': {
       const v = ctx.identity?.jwt?.[p.claim]
-      return v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v)
+      return v === undefined ? '-' : typeof v === 'string' ? `s:${v}` : `j:${JSON.stringify(v)}`
     }
   }
 }

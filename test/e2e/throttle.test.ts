@@ -278,13 +278,14 @@ describe('counters are never shared', () => {
     expect(hits.get('/tenant')).toBeGreaterThanOrEqual(values.length + 2)
   })
 
-  test('jwt.CLAIM: each claim value its own counter (case, braces, separators, numbers)', async () => {
+  test('jwt.CLAIM: each claim value its own counter (case, braces, separators, types, absent)', async () => {
     const now = Math.floor(Date.now() / 1000)
     const token = (tenant: unknown) =>
       new SignJWT({ iss: ISS, aud: 'api', sub: 'user-1', iat: now, exp: now + 300, tenant })
         .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' })
         .sign(rsa.privateKey)
-    const claims: unknown[] = ['acme', 'ACME', '{acme}', 'a:b', 'x'.repeat(10 * 1024), 7, ['acme'], { t: 'acme' }]
+    // The number 7 and the string "7", and a missing claim, are three counters.
+    const claims: unknown[] = ['acme', 'ACME', '{acme}', 'a:b', 'x'.repeat(10 * 1024), 7, '7', ['acme'], { t: 'acme' }, undefined]
     const tokens = await Promise.all(claims.map(token))
     const send = (t: string) => gw.fetch('/claim', { headers: { authorization: `Bearer ${t}` } }).then((r) => r.text().then(() => r.status))
     expect(await Promise.all(tokens.map(send))).toEqual(claims.map(() => 200))
