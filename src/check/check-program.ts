@@ -27,7 +27,6 @@ export interface CheckOptions {
   now: number
   // Store apps known at build time: a name or key id clashing with a file app is an error.
   storeApps: readonly { name: string; key: string | null; group: string | null }[]
-  clientCa: boolean
   perWorkerStore?: boolean
 }
 import { findConflicts } from './conflicts.ts'
@@ -81,7 +80,7 @@ function declare(seen: Map<string, Span>, kind: string, name: string, span: Span
   return true
 }
 
-const NO_OPTIONS: CheckOptions = { env: process.env, now: Date.now(), storeApps: [], clientCa: false }
+const NO_OPTIONS: CheckOptions = { env: process.env, now: Date.now(), storeApps: [] }
 
 export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: CheckOptions = NO_OPTIONS): CheckedProgram {
   const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [] }
@@ -166,7 +165,7 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
     const route = checkRoute(
       d,
       defaultUses,
-      { upstreams: upstreamNames, apps: appNames, groups, clientCa: opts.clientCa, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env },
+      { upstreams: upstreamNames, apps: appNames, groups, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env },
       bag,
     )
     if (route) program.routes.push(route)
@@ -208,7 +207,6 @@ function checkRoute(
     upstreams: ReadonlySet<string>
     apps: ReadonlySet<string>
     groups: ReadonlySet<string>
-    clientCa: boolean
     perWorkerStore: boolean
     env: Env
   },
@@ -248,7 +246,6 @@ function checkRoute(
       upstreams: names.upstreams,
       apps: names.apps,
       groups: names.groups,
-      clientCa: names.clientCa,
       perWorkerStore: names.perWorkerStore,
       checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag),
       secret: (ref) => readSecret(ref, names.env, bag),

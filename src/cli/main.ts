@@ -22,7 +22,7 @@ function fail(message: string, code: number): never {
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 async function check(opts: GatewayOptions): Promise<never> {
-  const result = await buildProgram(opts.policies, { clientCa: Boolean(opts['client-ca']) })
+  const result = await buildProgram(opts.policies)
   if (result.diagnostics) fail(renderDiagnostics(result.diagnostics).trimEnd(), 1)
   if (opts.command === 'routes') process.stdout.write(printRoutes(result.program.routeTable()))
   else process.stdout.write(`${opts.policies}: ok, ${plural(result.program.routes.length, 'route')}\n`)
@@ -39,10 +39,9 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
   // ioredis is loaded only when it is used: 2 MB of heap every full GC would walk otherwise.
   const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis, { prefix: opts['redis-prefix'] }) : memoryStore()
-  const clientCa = Boolean(opts['tls-cert'] && opts['client-ca'])
   // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
   const perWorkerStore = opts.workers > 1 && !opts.redis
-  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, clientCa, perWorkerStore })
+  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, perWorkerStore })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway(

@@ -30,8 +30,6 @@ export interface BuildOptions {
   env?: Env
   // The clock of identity checks (signature windows, JWT expiry, key rotation windows), ms.
   now?: () => number
-  // Whether --client-ca was given.
-  clientCa?: boolean
   // --workers above 1 without --redis: state that must be shared (nonces) cannot be.
   perWorkerStore?: boolean
 }
@@ -54,7 +52,6 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     env,
     now: now(),
     storeApps: known.map((a) => ({ name: a.name, key: a.key, group: a.group })),
-    clientCa: opts.clientCa ?? false,
     perWorkerStore: opts.perWorkerStore ?? false,
   })
   if (bag.hasErrors) return { diagnostics: sortDiagnostics(bag.items) }

@@ -22,8 +22,6 @@ export interface CheckContext {
   // Apps declared in files and (known at build time) in the store, and their groups.
   apps: ReadonlySet<string>
   groups: ReadonlySet<string>
-  // Whether `--client-ca` was given (a `require mtls` route needs it).
-  clientCa: boolean
   // --workers above 1 without --redis: each worker has its own memory store (no shared nonces).
   perWorkerStore: boolean
   checkTemplate(t: Template, mode: TemplateMode): void

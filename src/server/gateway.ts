@@ -61,7 +61,6 @@ export class Gateway {
       observer: this.settings.observer,
       healthChecks: this.settings.healthChecks,
       store: this.settings.store,
-      clientCa: Boolean(this.settings.tls?.clientCa),
       perWorkerStore: this.settings.perWorkerStore,
     })
   }
