@@ -73,7 +73,13 @@ test('lookup cost does not grow with the number of routes', () => {
     for (let i = 0; i < 100_000; i++) r.lookup('GET', 'h', segs)
     return performance.now() - t
   }
-  const small = Math.min(time(10), time(10))
-  const large = Math.min(time(10_000), time(10_000))
+  // Interleaved and the best of five each: a busy machine (the rest of the suite runs beside
+  // this) slows single runs, not the fastest one.
+  let small = Infinity
+  let large = Infinity
+  for (let i = 0; i < 5; i++) {
+    small = Math.min(small, time(10))
+    large = Math.min(large, time(10_000))
+  }
   expect(large).toBeLessThan(small * 3)
 })
