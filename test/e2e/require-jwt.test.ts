@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import { policyDir, removeDir, startGateway, startRecordingUpstream, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem, type Echo } from '../helpers/http.ts'
+import { until } from '../helpers/poll.ts'
 
 const ISS = 'https://issuer.test'
 const now = () => Math.floor(Date.now() / 1000)
@@ -98,16 +99,6 @@ async function call(path: string, bearer?: string, headers: Record<string, strin
   const before = hits.length
   const res = await gw.fetch(path, { headers: { ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }), ...headers } })
   return { res, reached: hits.length > before, echo: hits[hits.length - 1] }
-}
-
-async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const t0 = Date.now()
-  for (;;) {
-    const v = await probe()
-    if (ok(v)) return v
-    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms; last: ${JSON.stringify(v)}`)
-    await Bun.sleep(10)
-  }
 }
 
 // First, before an unknown kid could make the gateway look again.

@@ -1,6 +1,7 @@
 // Helpers for the throttle and quota tests: concurrent volleys with the client-side times of
 // each answer, RateLimit header checks, header values built to collide.
 import { expect } from 'bun:test'
+import { until } from './poll.ts'
 
 // One answer, read to the end, with when it was sent and received (performance.now()).
 export interface Answer {
@@ -78,16 +79,6 @@ export function expectAtMostPerWindow(admitted: readonly Answer[], limit: number
   expect(tooClose).toEqual([])
 }
 
-export async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms: number, what = 'condition'): Promise<T> {
-  const t0 = performance.now()
-  for (;;) {
-    const v = await probe()
-    if (ok(v)) return v
-    if (performance.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms; last: ${JSON.stringify(v)}`)
-    await Bun.sleep(20)
-  }
-}
-
 // The value of one Prometheus series (`name{labels}`), or undefined.
 export function series(text: string, name: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `))
@@ -121,3 +112,5 @@ export const COLLIDING: readonly string[] = [
   `y${LONG.slice(1)}`,
   'a, b',
 ]
+
+export { until }

@@ -8,6 +8,7 @@ import { memoryStore } from '../../src/store/memory.ts'
 import { redisStore } from '../../src/store/redis.ts'
 import { StoreUnavailable, type AppChange, type Store } from '../../src/store/store.ts'
 import { freePort } from '../helpers/gateway.ts'
+import { untilTruthy } from '../helpers/poll.ts'
 
 const REDIS = 'redis://127.0.0.1:6379'
 const PREFIX = `portcullis-test:contract:${process.pid}:${Date.now()}:`
@@ -26,17 +27,6 @@ afterAll(async () => {
   if (keys.length) await r.del(...keys)
   await r.quit()
 })
-
-// Polls `probe` until it is truthy, for at most `ms`.
-async function until<T>(probe: () => T | Promise<T>, ms = 2_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
-    await Bun.sleep(5)
-  }
-}
 
 const app = (name: string, fields: Record<string, unknown> = {}): StoredApp =>
   toStoredApp(name, AppInput.parse({ key: `ak_${name}`, 'api-key': `secret-${name}`, ...fields }), new Date('2026-01-02T03:04:05Z'))
@@ -61,7 +51,7 @@ describe.each(kinds)('%s store', (kind, make) => {
     const t0 = Date.now()
     expect(await s.claimOnce('short', 150)).toBe(true)
     expect(await s.claimOnce('short', 150)).toBe(false)
-    await until(() => s.claimOnce('short', 60_000))
+    await untilTruthy(() => s.claimOnce('short', 60_000))
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140)
     expect(await s.claimOnce('short', 60_000)).toBe(false)
   })
@@ -110,12 +100,12 @@ describe.each(kinds)('%s store', (kind, make) => {
     const s = open(make)
     const heard: AppChange[] = []
     const stop = s.apps.watch((c) => heard.push(c))
-    await until(() => s.live)
+    await untilTruthy(() => s.live)
     await s.apps.put(app('watched'))
-    await until(() => heard.some((c) => 'name' in c && c.name === 'watched'))
+    await untilTruthy(() => heard.some((c) => 'name' in c && c.name === 'watched'))
     heard.length = 0
     await s.apps.delete('watched')
-    await until(() => heard.some((c) => 'name' in c && c.name === 'watched'))
+    await untilTruthy(() => heard.some((c) => 'name' in c && c.name === 'watched'))
     stop()
     heard.length = 0
     await s.apps.put(app('unheard'))
@@ -125,7 +115,7 @@ describe.each(kinds)('%s store', (kind, make) => {
     const later: AppChange[] = []
     s.apps.watch((c) => later.push(c))
     await s.apps.put(app('later'))
-    await until(() => later.some((c) => 'name' in c && c.name === 'later'))
+    await untilTruthy(() => later.some((c) => 'name' in c && c.name === 'later'))
     expect(heard).toEqual([])
   })
 
@@ -139,13 +129,13 @@ function redisOnly(): void {
     const b = open(() => redisStore(REDIS, { prefix }))
     const heard: AppChange[] = []
     b.apps.watch((c) => heard.push(c))
-    await until(() => a.live && b.live)
+    await untilTruthy(() => a.live && b.live)
     expect(await a.apps.put(app('cross'))).toBe(true)
-    await until(() => heard.some((c) => 'name' in c && c.name === 'cross'), 1_000)
+    await untilTruthy(() => heard.some((c) => 'name' in c && c.name === 'cross'), 1_000)
     expect(await b.apps.get('cross')).toEqual(app('cross'))
     heard.length = 0
     expect(await a.apps.delete('cross')).toBe(true)
-    await until(() => heard.some((c) => 'name' in c && c.name === 'cross'), 1_000)
+    await untilTruthy(() => heard.some((c) => 'name' in c && c.name === 'cross'), 1_000)
     expect(await b.apps.get('cross')).toBeNull()
   })
 

@@ -11,6 +11,7 @@ import { redisStore } from '../../src/store/redis.ts'
 import { HIT_SCRIPT } from '../../src/store/redis-limits.ts'
 import { StoreUnavailable, type LimitDecision, type LimitRule, type Store } from '../../src/store/store.ts'
 import { startRedis, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.ts'
+import { untilTruthy } from '../helpers/poll.ts'
 
 const REDIS = 'redis://127.0.0.1:6379'
 const PREFIX = `portcullis-test:limits:${process.pid}:${Date.now()}:`
@@ -61,17 +62,6 @@ const sliding = (key: string, limit: number, windowMs: number): LimitRule => ({ 
 const calendar = (key: string, limit: number, resetAt: number): LimitRule => ({ kind: 'calendar', key, limit, resetAt })
 const hit = (s: Store, rules: LimitRule[]) => Promise.resolve().then(() => s.hit(rules, randomUUID(), Date.now()))
 const admittedCount = (ds: LimitDecision[]) => ds.filter((d) => d.admitted).length
-
-// Polls `probe` until it is truthy, for at most `ms`.
-async function until<T>(probe: () => T | Promise<T>, ms: number): Promise<Exclude<T, null | undefined | false | 0 | ''>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v) return v as Exclude<T, null | undefined | false | 0 | ''>
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
-    await Bun.sleep(5)
-  }
-}
 
 // Admissions observed by the caller: each happened at some instant in [sent, received]. For
 // every limit+1 of them, the last can only have been admitted `windowMs` after the first: the
@@ -159,7 +149,7 @@ describe.each(['memory', 'redis', 'cluster'])('%s store', (kind) => {
     expect(refused.retryAfterMs).toBeGreaterThan(250)
     expect(refused.retryAfterMs).toBeLessThanOrEqual(300)
     expect(Math.abs(refused.resetMs[0]! - refused.retryAfterMs)).toBeLessThanOrEqual(2)
-    const again = await until(async () => ((await hit(s, rules)).admitted ? Date.now() : 0), 2_000)
+    const again = await untilTruthy(async () => ((await hit(s, rules)).admitted ? Date.now() : 0), 2_000)
     expect(again - first).toBeGreaterThanOrEqual(295)
     expect(again - first).toBeLessThan(600)
   })
@@ -196,7 +186,7 @@ describe.each(['memory', 'redis', 'cluster'])('%s store', (kind) => {
     expect(Math.abs(refused.retryAfterMs - (resetAt - Date.now()))).toBeLessThanOrEqual(10)
     expect(refused.resetMs).toEqual([refused.retryAfterMs])
     // The caller moves on to the next window when its clock passes resetAt.
-    const next = await until(async () => {
+    const next = await untilTruthy(async () => {
       const now = Date.now()
       const d = await s.hit([calendar(key, 2, now < resetAt ? resetAt : resetAt + 300)], randomUUID(), now)
       return d.admitted ? { d, now } : null
@@ -350,7 +340,7 @@ function outage(): void {
     const s = redisStore(server.url, { prefix: PREFIX })
     try {
       const rules = [sliding(`${tag()}:s`, 1_000_000, 60_000)]
-      await until(
+      await untilTruthy(
         () =>
           s.ping().then(
             () => true,
@@ -374,7 +364,7 @@ function outage(): void {
         }
       }
       const running = Array.from({ length: 10 }, traffic)
-      await until(() => admitted >= 50, 2_000)
+      await untilTruthy(() => admitted >= 50, 2_000)
       const killing = Date.now()
       await server.kill()
       stopped = Date.now()
@@ -385,7 +375,7 @@ function outage(): void {
         expect(f.ms).toBeLessThan(1_000)
       }
       await server.restart()
-      const back = await until(() => hit(s, rules).catch(() => null), 5_000)
+      const back = await untilTruthy(() => hit(s, rules).catch(() => null), 5_000)
       expect(back.admitted).toBe(true)
       // Counting exactly again (the restarted server kept nothing).
       const fresh = [sliding(`${tag()}:s`, 5, 60_000)]
@@ -401,7 +391,7 @@ function outage(): void {
     const s = redisStore(server.url, { prefix: PREFIX })
     try {
       const rules = [sliding(`${tag()}:s`, 5, 60_000)]
-      await until(
+      await untilTruthy(
         () =>
           s.ping().then(
             () => true,
@@ -416,7 +406,7 @@ function outage(): void {
       expect(Date.now() - t0).toBeLessThan(1_000)
       for (const r of results) expect(r.status === 'rejected' && r.reason).toBeInstanceOf(StoreUnavailable)
       server.thaw()
-      const back = await until(() => hit(s, [sliding(`${tag()}:s`, 5, 60_000)]).catch(() => null), 5_000)
+      const back = await untilTruthy(() => hit(s, [sliding(`${tag()}:s`, 5, 60_000)]).catch(() => null), 5_000)
       expect(back.admitted).toBe(true)
     } finally {
       await s.close()

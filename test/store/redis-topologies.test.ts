@@ -11,6 +11,7 @@ import { redisStore } from '../../src/store/redis.ts'
 import { parseRedisUrl } from '../../src/store/redis-url.ts'
 import { StoreUnavailable, type AppChange, type LimitRule, type Store } from '../../src/store/store.ts'
 import { startRedis, startRedisCluster, startRedisSentinel, untilClusterOk, type RedisCluster, type RedisServer } from '../helpers/redis-cluster.ts'
+import { untilTruthy } from '../helpers/poll.ts'
 
 const PREFIX = `portcullis-test:topologies:${process.pid}:`
 
@@ -20,22 +21,11 @@ const sliding = (key: string, limit: number): LimitRule => ({ kind: 'sliding', k
 const hit = (s: Store, rules: LimitRule[]) => s.hit(rules, randomUUID(), Date.now())
 const heardName = (heard: AppChange[], name: string) => heard.some((c) => 'name' in c && c.name === name)
 
-// Polls `probe` until it is truthy, for at most `ms`.
-async function until<T>(probe: () => T | Promise<T>, ms: number): Promise<Exclude<T, null | undefined | false | 0 | ''>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v) return v as Exclude<T, null | undefined | false | 0 | ''>
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
-    await Bun.sleep(10)
-  }
-}
-
 // Hits `rules` until one is answered, checking that every failure on the way is a
 // StoreUnavailable that came within 1 s; returns how many failed.
 async function untilAnswered(s: Store, rules: LimitRule[], ms: number): Promise<number> {
   let failed = 0
-  await until(async () => {
+  await untilTruthy(async () => {
     const t0 = Date.now()
     try {
       await hit(s, rules)
@@ -58,17 +48,17 @@ async function everyMethod(url: string): Promise<void> {
     const heard: AppChange[] = []
     b.apps.watch((c) => heard.push(c))
     await Promise.all([a.ping(), b.ping()])
-    await until(() => a.live && b.live, 3_000)
+    await untilTruthy(() => a.live && b.live, 3_000)
     expect(heard).toContainEqual({ all: true })
     expect(await a.claimOnce('nonce', 60_000)).toBe(true)
     expect(await b.claimOnce('nonce', 60_000)).toBe(false)
     expect(await a.apps.put(app('shared'))).toBe(true)
-    await until(() => heardName(heard, 'shared'), 1_000)
+    await untilTruthy(() => heardName(heard, 'shared'), 1_000)
     expect(await b.apps.get('shared')).toEqual(app('shared'))
     expect((await b.apps.list()).map((x) => x.name)).toEqual(['shared'])
     heard.length = 0
     expect(await a.apps.delete('shared')).toBe(true)
-    await until(() => heardName(heard, 'shared'), 1_000)
+    await untilTruthy(() => heardName(heard, 'shared'), 1_000)
     expect(await b.apps.get('shared')).toBeNull()
     const rules = [sliding(`{${randomUUID()}}:s`, 20)]
     const ds = await Promise.all(Array.from({ length: 200 }, (_, i) => hit(i % 2 ? a : b, rules)))
@@ -167,7 +157,7 @@ describe('Redis Cluster, 3 masters with a replica each', () => {
   async function restore(node: RedisServer): Promise<void> {
     await node.restart()
     await untilClusterOk(cluster.ports)
-    await until(async () => {
+    await untilTruthy(async () => {
       const roles = await Promise.all(cluster.ports.map((p) => onNode(p, (r) => r.info('replication'))))
       return roles.filter((i) => i.includes('role:slave') && i.includes('master_link_status:up')).length === 3
     }, 15_000)
@@ -184,9 +174,9 @@ describe('Redis Cluster, 3 masters with a replica each', () => {
     try {
       const heard: AppChange[] = []
       s.apps.watch((c) => heard.push(c))
-      await until(() => s.live, 3_000)
+      await untilTruthy(() => s.live, 3_000)
       const channel = `${prefix}apps:changed`
-      subscribedOn = await until(async () => {
+      subscribedOn = await untilTruthy(async () => {
         for (const port of cluster.ports) {
           const [, n] = (await onNode(port, (r) => r.pubsub('NUMSUB', channel))) as [string, number]
           if (n > 0) return port
@@ -195,12 +185,12 @@ describe('Redis Cluster, 3 masters with a replica each', () => {
       }, 2_000)
       heard.length = 0
       await nodeOnPort(subscribedOn).kill()
-      await until(() => heard.some((c) => 'all' in c), 10_000)
+      await untilTruthy(() => heard.some((c) => 'all' in c), 10_000)
       expect(s.live).toBe(true)
       // A change published now, through a node still up, is heard.
       const other = cluster.ports.find((p) => p !== subscribedOn)!
       await onNode(other, (r) => r.publish(channel, 'after'))
-      await until(() => heardName(heard, 'after'), 2_000)
+      await untilTruthy(() => heardName(heard, 'after'), 2_000)
     } finally {
       await s.close()
       if (subscribedOn) await restore(nodeOnPort(subscribedOn))
@@ -244,11 +234,11 @@ describe('Redis Cluster, 3 masters with a replica each', () => {
       const results = await Promise.allSettled([s.ping(), hit(s, rules), s.claimOnce('n', 1_000), s.apps.get('x')])
       expect(Date.now() - t0).toBeLessThan(1_000)
       for (const r of results) expect(r.status === 'rejected' && r.reason).toBeInstanceOf(StoreUnavailable)
-      await until(() => !s.live, 2_000)
+      await untilTruthy(() => !s.live, 2_000)
       await Promise.all(cluster.nodes.map((n) => n.restart()))
       await untilClusterOk(cluster.ports)
       await untilAnswered(s, rules, 15_000)
-      await until(() => s.live, 5_000)
+      await untilTruthy(() => s.live, 5_000)
     } finally {
       await s.close()
     }
@@ -264,12 +254,12 @@ describe('Redis Sentinel: a master, a replica, one Sentinel', () => {
     replica = await startRedis(['--repl-diskless-sync-delay', '0'])
     const r = new Redis(replica.url)
     await r.replicaof('127.0.0.1', master.port)
-    await until(async () => (await r.info('replication')).includes('master_link_status:up'), 5_000)
+    await untilTruthy(async () => (await r.info('replication')).includes('master_link_status:up'), 5_000)
     r.disconnect()
     sentinel = await startRedisSentinel(master.port)
     // The Sentinel learns of the replica from the master.
     const s = new Redis({ host: '127.0.0.1', port: sentinel.port })
-    await until(async () => ((await s.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length === 1, 15_000)
+    await untilTruthy(async () => ((await s.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length === 1, 15_000)
     s.disconnect()
   }, 30_000)
   afterAll(async () => {
@@ -301,7 +291,7 @@ describe('Redis Sentinel: a master, a replica, one Sentinel', () => {
       } finally {
         r.disconnect()
       }
-      await until(() => s.live, 5_000)
+      await untilTruthy(() => s.live, 5_000)
     } finally {
       await s.close()
     }
