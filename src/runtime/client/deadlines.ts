@@ -6,16 +6,25 @@ export interface Timed {
 }
 
 const TICK_MS = 10
+// The clock stops after this many ticks with nothing to watch, not at the first: under load
+// the set empties and refills all the time, and a timer made and cleared per burst costs more
+// than the idle ticks.
+const IDLE_TICKS = 100
 const live = new Set<Timed>()
 let timer: ReturnType<typeof setInterval> | null = null
+let idleTicks = 0
 
 function tick(): void {
+  if (live.size === 0) {
+    if (++idleTicks >= IDLE_TICKS && timer) {
+      clearInterval(timer)
+      timer = null
+    }
+    return
+  }
+  idleTicks = 0
   const now = performance.now()
   for (const t of live) if (t.deadline <= now) t.expire(now)
-  if (live.size === 0 && timer) {
-    clearInterval(timer)
-    timer = null
-  }
 }
 
 export function watchDeadline(t: Timed): void {
