@@ -197,7 +197,13 @@ export const sinkBlock: BlockKind<SinkConfig> = {
 
 export interface SessionConfig {
   verify?: { upstream: Arg; path: string }
+  ttlMs?: number // access tokens
+  refreshMs?: number // refresh tokens (the login's family lives as long as its last one)
+  singleSignOn?: boolean // a new login revokes the user's older tokens
 }
+
+// Lifetimes when the session block names none.
+export const SESSION_DEFAULTS = Object.freeze({ ttlMs: 60 * 60_000, refreshMs: 7 * 24 * 60 * 60_000 })
 
 export const sessionBlock: BlockKind<SessionConfig> = {
   kind: 'session',
@@ -217,20 +223,27 @@ export const sessionBlock: BlockKind<SessionConfig> = {
     {
       name: 'ttl',
       usage: 'ttl DURATION',
-      read: (a) => {
-        a.duration()
+      read: (a, c) => {
+        c.ttlMs = a.duration()
         a.end()
       },
     },
     {
       name: 'refresh',
       usage: 'refresh DURATION',
-      read: (a) => {
-        a.duration()
+      read: (a, c) => {
+        c.refreshMs = a.duration()
         a.end()
       },
     },
-    { name: 'single-sign-on', usage: 'single-sign-on', read: (a) => a.end() },
+    {
+      name: 'single-sign-on',
+      usage: 'single-sign-on',
+      read: (a, c) => {
+        c.singleSignOn = true
+        a.end()
+      },
+    },
   ],
 }
 

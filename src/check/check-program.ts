@@ -15,9 +15,10 @@ import { parsePattern, type ParsedPattern } from '../policy/pattern.ts'
 import type { Binding, RouteInfo } from '../policy/references.ts'
 import type { Span } from '../policy/source.ts'
 import { checkTemplate } from '../policy/template.ts'
-import { appBlock, readBlock, readTier, sessionBlock, sinkBlock, type AppConfig, type TierConfig } from './blocks.ts'
+import { appBlock, readBlock, readTier, SESSION_DEFAULTS, sessionBlock, sinkBlock, type AppConfig, type TierConfig } from './blocks.ts'
 import { upstreamBlock, type UpstreamConfig } from './upstream-block.ts'
 import { findDirective } from '../directives/index.ts'
+import type { CheckedSession } from '../directives/define.ts'
 import { resolveStatement } from './resolve.ts'
 import { checkApp } from './apps.ts'
 import { readSecret, type Env } from '../policy/secrets.ts'
@@ -55,7 +56,11 @@ export interface CheckedProgram {
   apps: Map<string, AppConfig & { span: Span }>
   tiers: Map<string, TierConfig>
   routes: CheckedRoute[]
+  // The session block, when there is one with a verify upstream (its lifetimes filled in).
+  session: CheckedSession | null
 }
+
+export type { CheckedSession } from '../directives/define.ts'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']
 const DECLARATION_USAGE: Record<DeclarationKeyword, string> = {
@@ -83,7 +88,7 @@ function declare(seen: Map<string, Span>, kind: string, name: string, span: Span
 const NO_OPTIONS: CheckOptions = { env: process.env, now: Date.now(), storeApps: [] }
 
 export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: CheckOptions = NO_OPTIONS): CheckedProgram {
-  const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [] }
+  const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [], session: null }
   const seen = new Map<string, Span>()
   const decls = files.flatMap((f) => f.declarations)
   let defaults: { body: Statement[]; span: Span } | undefined
@@ -114,6 +119,16 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
     } else if (d.kind === 'session' && declare(seen, 'session', '', d.span, bag)) {
       const cfg = readBlock(sessionBlock, d.body, bag, 'the session block')
       sessionUpstream = cfg.verify?.upstream
+      if (!cfg.verify) bag.error('missing-field', 'the session block needs `verify via UPSTREAM /path`: the upstream that checks logins', d.span)
+      else
+        program.session = {
+          upstream: cfg.verify.upstream.text,
+          path: cfg.verify.path,
+          ttlMs: cfg.ttlMs ?? SESSION_DEFAULTS.ttlMs,
+          refreshMs: cfg.refreshMs ?? SESSION_DEFAULTS.refreshMs,
+          singleSignOn: cfg.singleSignOn ?? false,
+          span: d.span,
+        }
     } else if (d.kind === 'defaults') {
       if (defaults)
         bag.error('duplicate-name', 'there can be only one defaults block', d.span, { message: 'first declared here', span: defaults.span })
@@ -165,7 +180,7 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
     const route = checkRoute(
       d,
       defaultUses,
-      { upstreams: upstreamNames, apps: appNames, groups, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env },
+      { upstreams: upstreamNames, apps: appNames, groups, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env, session: program.session },
       bag,
     )
     if (route) program.routes.push(route)
@@ -209,6 +224,7 @@ function checkRoute(
     groups: ReadonlySet<string>
     perWorkerStore: boolean
     env: Env
+    session: CheckedSession | null
   },
   bag: DiagnosticBag,
 ): CheckedRoute | undefined {
@@ -247,11 +263,21 @@ function checkRoute(
       apps: names.apps,
       groups: names.groups,
       perWorkerStore: names.perWorkerStore,
+      session: names.session,
       checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag),
       secret: (ref) => readSecret(ref, names.env, bag),
     }
     for (const u of uses) u.def.check?.(u.cfg, ctx, u.span)
   }
+  uses.forEach((u, i) => {
+    for (const later of uses.slice(i + 1)) {
+      if (!u.def.after?.includes(later.def.name)) continue
+      bag.error('directive-order', `'${later.def.name}' must come before '${u.def.name}': they run in this order`, later.span, {
+        message: `'${u.def.name}' is here`,
+        span: u.span,
+      })
+    }
+  })
   if (!pattern || methods === undefined) return undefined
   return { id, label: id, methods, host, pattern, patternText: d.pattern.text, patternSpan: d.pattern.span, uses, info }
 }

@@ -1,8 +1,8 @@
 // Checked program → runtime Program: upstream pools, per-route Plans, the router.
 import type { CheckedProgram, CheckedRoute } from '../check/check-program.ts'
-import type { CompileContext } from '../directives/define.ts'
+import type { CompileContext, SessionSettings } from '../directives/define.ts'
 import { describeSpan } from '../policy/source.ts'
-import { STAGES, type AccessFn, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
+import { STAGES, type AccessFn, type BodyStep, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { createHandler, type RequestObserver } from '../runtime/handle.ts'
 import { canonicalName } from '../runtime/headers.ts'
@@ -37,6 +37,7 @@ function perStage<T>(): Record<Stage, T[]> {
 }
 
 interface Shared {
+  session: SessionSettings | null
   apps: AppDirectory
   opts: CompileOptions
   tiers: ReadonlyMap<string, TierRate | 'unlimited'>
@@ -66,6 +67,7 @@ function compileRoute(
     secret: (ref) => readSecret(ref, shared.opts.env)!,
     upstream: pools,
     inlineUpstream: inline,
+    session: shared.session,
     template: (t, mode) => compileTemplate(t, mode),
     onDispose: (fn) => disposers.push(fn),
   }
@@ -83,9 +85,11 @@ function compileRoute(
     }
   }
   fns.access.push(...after.values())
+  const bodySteps = fns.response.filter((f) => typeof f !== 'function') as BodyStep[]
   const plan: Plan = Object.freeze({
     access: fns.access as Plan['access'],
     rewrite: fns.rewrite as Plan['rewrite'],
+    lookups: bodySteps.flatMap((s) => (s.before ? [s.before.bind(s)] : [])),
     terminal: (fns.proxy[0] ?? unreachable) as Plan['terminal'],
     response: fns.response as Plan['response'],
     log: fns.log as Plan['log'],
@@ -157,10 +161,18 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
   const tiers = new Map<string, TierRate | 'unlimited'>(
     [...checked.tiers].map(([name, t]) => [name, t.rate === null ? 'unlimited' : { limit: t.rate.limit, windowMs: t.rate.windowMs, burst: t.burst }]),
   )
+  const s = checked.session
+  const session: SessionSettings | null = s && {
+    verify: pools.get(s.upstream)!,
+    verifyPath: s.path,
+    ttlMs: s.ttlMs,
+    refreshMs: s.refreshMs,
+    singleSignOn: s.singleSignOn,
+  }
   const router = new Router()
   const routes: CompiledRoute[] = []
   for (const r of checked.routes) {
-    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts, tiers })
+    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts, tiers, session })
     router.add(compiled, r.pattern.segments)
     routes.push(compiled)
   }

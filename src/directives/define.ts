@@ -12,6 +12,24 @@ import type { Template } from '../policy/template.ts'
 import type { AccessFn, Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
 
+// The session block as checked: its verify upstream and path, lifetimes filled in.
+export interface CheckedSession {
+  upstream: string
+  path: string
+  ttlMs: number
+  refreshMs: number
+  singleSignOn: boolean
+  span: Span
+}
+
+export interface SessionSettings {
+  verify: UpstreamPool
+  verifyPath: string
+  ttlMs: number
+  refreshMs: number
+  singleSignOn: boolean
+}
+
 export type Place = 'route' | 'defaults'
 export type { Binding, RouteInfo, TemplateMode }
 
@@ -24,6 +42,8 @@ export interface CheckContext {
   groups: ReadonlySet<string>
   // --workers above 1 without --redis: each worker has its own memory store (no shared nonces).
   perWorkerStore: boolean
+  // The program's session block (login, require session and the other session directives need one).
+  session: CheckedSession | null
   checkTemplate(t: Template, mode: TemplateMode): void
   // The secret's value, or undefined after reporting that it is missing.
   secret(ref: SecretRef): string | undefined
@@ -45,6 +65,9 @@ export interface CompileContext {
   afterAccess(name: string, fn: AccessFn): void
   upstream(name: string): UpstreamPool
   inlineUpstream(url: URL): UpstreamPool
+  // The session block with its verify upstream's pool; null when the program has none (the
+  // checker then refused every directive that needs it).
+  session: SessionSettings | null
   template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
   onDispose(fn: () => void): void
 }
@@ -56,6 +79,9 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   usage: string
   summary: string // one line for the README table
   terminal?: boolean
+  // Directives that must come before this one when a route uses both (defaults first, then
+  // source order: the order they run in): e.g. `sign response` after `encrypt response`.
+  after?: readonly string[]
   // True when this use always ends the request early (then the route needs no terminal).
   endsRequest?(cfg: C): boolean
   // The identities this use binds (app, jwt, user), for the checker's reference checks.

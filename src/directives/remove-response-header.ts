@@ -1,5 +1,5 @@
 import { defineDirective } from './define.ts'
-import { headerName } from './values.ts'
+import { responseHeaderName } from './values.ts'
 
 export default defineDirective({
   name: 'remove response header',
@@ -8,7 +8,7 @@ export default defineDirective({
   usage: 'remove response header NAME[, NAME…]',
   summary: 'Removes headers from the response the client gets (e.g. Server, X-Powered-By).',
   read(a) {
-    const names = a.list(() => headerName(a))
+    const names = a.list(() => responseHeaderName(a))
     a.end()
     return names && { names: names.map((n) => n.toLowerCase()) }
   },

@@ -1,6 +1,6 @@
 import { safeHeaderValue } from '../runtime/headers.ts'
 import { defineDirective } from './define.ts'
-import { assignment, headerName } from './values.ts'
+import { assignment, responseHeaderName } from './values.ts'
 
 export default defineDirective({
   name: 'set response header',
@@ -8,7 +8,7 @@ export default defineDirective({
   places: ['route', 'defaults'],
   usage: 'set response header NAME = "value" | reference',
   summary: 'Sets (replaces) a header on the response the client gets.',
-  read: (a) => assignment(a, headerName),
+  read: (a) => assignment(a, responseHeaderName),
   check(cfg, ctx) {
     ctx.checkTemplate(cfg.value, 'text')
   },

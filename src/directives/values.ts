@@ -12,6 +12,16 @@ export function headerName(a: ArgCursor): string | undefined {
   return arg.text
 }
 
+// A header name a response directive may edit: not Gateway-Error, which only the gateway's
+// own answers carry (and header steps also run on those).
+export function responseHeaderName(a: ArgCursor): string | undefined {
+  const arg = a.peek()
+  const name = headerName(a)
+  if (name !== undefined && name.toLowerCase() === 'gateway-error')
+    return a.fail('reserved-header', 'Gateway-Error belongs to the gateway: response directives cannot set or remove it', arg!.span)
+  return name
+}
+
 export function queryName(a: ArgCursor): string | undefined {
   const arg = a.expect(['word', 'string'], 'a query parameter name')
   if (!arg) return undefined

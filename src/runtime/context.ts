@@ -68,9 +68,23 @@ export interface RequestContext {
 
 type Maybe<T> = T | Promise<T>
 export type AccessFn = (ctx: RequestContext) => Maybe<GatewayError | undefined>
-export type RewriteFn = (ctx: RequestContext) => GatewayError | undefined
+// Sync for header and path edits; a promise only where the body is read (`decrypt request`).
+export type RewriteFn = (ctx: RequestContext) => Maybe<GatewayError | undefined>
 export type TerminalFn = (ctx: RequestContext) => Maybe<Response>
+// A header step of the response stage: edits the answer's headers in place. Header steps run
+// on every answer, gateway errors included.
 export type ResponseFn = (ctx: RequestContext, headers: Headers, status: number) => void
+// A body step of the response stage: takes the answer and returns the one the client gets
+// (`encrypt response`, `sign response`, `cache response`). Response steps run in source order;
+// body steps only on answers from the terminal (an upstream's, a `respond`) or a lookup, never
+// on gateway errors. Throwing a GatewayError replaces the answer with that error.
+export interface BodyStep {
+  run(ctx: RequestContext, res: Response): Maybe<Response>
+  // Runs after the rewrite stage, before the terminal: an answer here replaces the terminal's
+  // (a cached answer); it then goes through the response stage like the terminal's would.
+  before?(ctx: RequestContext): Maybe<Response | null>
+}
+export type ResponseStep = ResponseFn | BodyStep
 export interface AccessLogEntry {
   [field: string]: string | number | null
 }
@@ -80,15 +94,17 @@ export interface StageFns {
   access: AccessFn
   rewrite: RewriteFn
   proxy: TerminalFn
-  response: ResponseFn
+  response: ResponseFn | BodyStep
   log: LogFn
 }
 
 export interface Plan {
   access: AccessFn[]
   rewrite: RewriteFn[]
+  // BodyStep.before of the route's body steps, in source order.
+  lookups: ((ctx: RequestContext) => Maybe<Response | null>)[]
   terminal: TerminalFn
-  response: ResponseFn[]
+  response: ResponseStep[]
   log: LogFn[]
 }
 

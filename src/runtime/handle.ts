@@ -98,8 +98,10 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       const ctx = new GatewayRequest(req, id, start, method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
       const plan = ctx.route.plan
       let res: Response
-      // The stages in STAGES order; the headers the access stage asked for on every answer
-      // (Deprecation, Sunset) come before the response stage, which may change or remove them.
+      // The stages in STAGES order. The headers the access stage asked for on every answer
+      // (Deprecation, RateLimit) come before the response stage, which may change or remove
+      // them. Its header steps run on gateway errors too; its body steps only on the
+      // terminal's (or a lookup's) answer.
       try {
         for (const f of plan.access) {
           const r = f(ctx)
@@ -107,18 +109,39 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
           if (e) throw e
         }
         for (const f of plan.rewrite) {
-          const e = f(ctx)
+          const r = f(ctx)
+          const e = r instanceof Promise ? await r : r
           if (e) throw e
         }
-        const t = plan.terminal(ctx)
-        res = t instanceof Promise ? await t : t
+        let found: Response | null = null
+        for (const f of plan.lookups) {
+          const r = f(ctx)
+          found = r instanceof Promise ? await r : r
+          if (found) break
+        }
+        if (found) res = found
+        else {
+          const t = plan.terminal(ctx)
+          res = t instanceof Promise ? await t : t
+        }
         if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
-        for (const f of plan.response) f(ctx, res.headers, res.status)
+        for (const f of plan.response) {
+          if (typeof f === 'function') f(ctx, res.headers, res.status)
+          else {
+            const r = f.run(ctx, res)
+            res = r instanceof Promise ? await r : r
+          }
+        }
       } catch (err) {
         const e = err instanceof GatewayError ? err : internalError(err, ctx)
         res = e.toResponse(id)
         ctx.gatewayError = e.code
         if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+        try {
+          for (const f of plan.response) if (typeof f === 'function') f(ctx, res.headers, res.status)
+        } catch (err2) {
+          internalError(err2, ctx)
+        }
       }
       // Upgraded to a WebSocket: logged as 101 now; the listener sends nothing more.
       if (ctx.upgraded) return void observer.done(ctx, res)

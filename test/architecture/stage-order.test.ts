@@ -6,7 +6,7 @@ import { AccessLog } from '../../src/log/access-log.ts'
 import { Metrics } from '../../src/metrics/metrics.ts'
 import { buildProgram } from '../../src/compile/build-program.ts'
 import { directives } from '../../src/directives/index.ts'
-import { STAGES, type CompiledRoute, type Plan, type Stage } from '../../src/runtime/context.ts'
+import { STAGES, type CompiledRoute, type Plan, type ResponseFn, type Stage } from '../../src/runtime/context.ts'
 import { createHandler } from '../../src/runtime/handle.ts'
 import { createObserver } from '../../src/runtime/observe.ts'
 import { Program } from '../../src/runtime/program.ts'
@@ -82,8 +82,9 @@ describe('a request', () => {
     const plan: Plan = {
       access: record('access', route.plan.access),
       rewrite: record('rewrite', route.plan.rewrite),
+      lookups: [],
       terminal: record('proxy', [route.plan.terminal])[0]!,
-      response: record('response', route.plan.response),
+      response: record('response', route.plan.response as ResponseFn[]),
       log: record('log', [...route.plan.log, () => {}]),
     }
     const recorded: CompiledRoute = { ...route, plan }
