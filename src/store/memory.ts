@@ -4,6 +4,9 @@
 import type { StoredApp } from './app-record.ts'
 import type { AppChange, AppRecords, Store } from './store.ts'
 import { MemoryLimits } from './memory-limits.ts'
+import { memorySessions } from './sessions-memory.ts'
+import { MemoryAnswerCache } from './cache-memory.ts'
+import { MemoryKeyValues } from './kv-memory.ts'
 
 const SWEEP_EVERY = 1024
 
@@ -59,6 +62,9 @@ export function memoryStore(): Store {
       return true
     },
     apps: records,
+    sessions: memorySessions(),
+    cache: new MemoryAnswerCache(),
+    kv: new MemoryKeyValues(),
     hit: (rules, _member, now) => limits.hit(rules, now),
     close: async () => {
       listeners.clear()

@@ -2,15 +2,21 @@
 // forms are in redis-url.ts): short command timeouts, every call settled within a deadline,
 // reconnecting by itself, never queueing commands while disconnected (a down store is an
 // answer, not a hang).
-// Keys: PREFIX + `nonce:…` (expiring), PREFIX + `apps` (a hash: name → JSON record), PREFIX + the
-// rate keys the caller names (redis-limits.ts); app changes are published on PREFIX +
-// `apps:changed` to every instance.
+// Keys: PREFIX + `nonce:…` and PREFIX + `cache:…` (expiring; cache-redis.ts), PREFIX + `apps`
+// (a hash: name → JSON record), PREFIX + the rate keys the caller names (redis-limits.ts); app
+// changes are published on PREFIX + `apps:changed` to every instance.
+// Login sessions: PREFIX + `session:…` and `session-user:…` (expiring; sessions-redis.ts).
+// Script values: PREFIX + `kv:…` (kv-redis.ts).
 import { unwatchDeadline, watchDeadline, type Timed } from '../runtime/client/deadlines.ts'
 import Redis, { Cluster, type RedisOptions } from 'ioredis'
 import { StoredApp } from './app-record.ts'
 import { defineHit, hitArgs, readDecision } from './redis-limits.ts'
+import { redisSessions } from './sessions-redis.ts'
+import { redisAnswerCache } from './cache-redis.ts'
+import { redisKeyValues } from './kv-redis.ts'
 import { parseRedisUrl, type HostPort, type RedisTarget } from './redis-url.ts'
 import { StoreUnavailable, type AppChange, type AppRecords, type LimitDecision, type Store } from './store.ts'
+import { failure, warn } from '../log/events.ts'
 
 export const STORE_TIMEOUT_MS = 500
 const CONNECT_TIMEOUT_MS = 1000
@@ -65,7 +71,7 @@ function parseApp(name: string, json: string | null): StoredApp | null {
     const r = StoredApp.safeParse(JSON.parse(json))
     if (r.success && r.data.name === name) return r.data
   } catch {}
-  console.error(`portcullis: redis: the stored app '${name}' is not a valid record; ignored`)
+  warn('store', `redis: the stored app '${name}' is not a valid record; ignored`, { app: name })
   return null
 }
 
@@ -141,7 +147,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
   let subscribed = false
   let lastError = ''
   const onError = (err: Error) => {
-    if (err.message !== lastError) console.error(`portcullis: redis: ${err.message}`)
+    if (err.message !== lastError) failure('store', `redis: ${err.message}`)
     lastError = err.message
   }
   client.on('error', onError)
@@ -244,6 +250,9 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     },
     claimOnce: (key, ttlMs) => call(async () => (await client.set(`${prefix}nonce:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK'),
     apps,
+    sessions: redisSessions(client, prefix, call),
+    cache: redisAnswerCache(client, prefix, call),
+    kv: redisKeyValues(client, prefix, call),
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
     hit(rules, member): Promise<LimitDecision> {
       if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })

@@ -2,6 +2,9 @@
 // Every call answers within a short timeout or rejects with StoreUnavailable: a store that
 // is down is an answer (503 store_unavailable, or a route's `on store-failure`), not a hang.
 import type { StoredApp } from './app-record.ts'
+import type { SessionStore } from './sessions.ts'
+import type { AnswerCache } from './cache.ts'
+import type { KeyValues } from './kv.ts'
 
 export class StoreUnavailable extends Error {}
 
@@ -47,6 +50,12 @@ export interface Store {
   // it was claimed before and has not expired. Cluster-wide with Redis (SET NX PX).
   claimOnce(key: string, ttlMs: number): Promise<boolean>
   readonly apps: AppRecords
+  // Login sessions (sessions.ts): tokens kept by their hash, refresh rotation, revocation.
+  readonly sessions: SessionStore
+  // Answers kept by `cache response` (cache.ts): bounded memory, or Redis keys with a PX expiry.
+  readonly cache: AnswerCache
+  // Values `script` directives keep (kv.ts): bounded memory, or Redis keys (PX when given a lifetime).
+  readonly kv: KeyValues
   // Decides and counts one request against `rules` atomically (one Lua script in Redis; the
   // rules' keys share one hash slot for Redis Cluster). `member` is unique per request (its
   // id), `now` the caller's clock (the memory store's time; Redis uses its own TIME).
