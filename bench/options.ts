@@ -17,6 +17,11 @@ export const ROWS = [
   'gateway-hmac',
   'gateway-throttle',
   'gateway-throttle-redis',
+  'gateway-sink-off',
+  'gateway-sink-redis',
+  'gateway-trace-100',
+  'gateway-trace-1',
+  'gateway-trace-down',
   'gateway-workers',
 ] as const
 export type Row = (typeof ROWS)[number]

@@ -25,6 +25,8 @@ import {
   throttleAvailable,
   throttlePolicy,
 } from './throttle.ts'
+import { SinkCpu, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
+import { TRACING_ROWS, TracingBench } from './tracing.ts'
 
 const root = join(import.meta.dir, '..')
 const MAX_ERROR_RATE = 0.01
@@ -50,6 +52,11 @@ const PATHS: Record<Row, [string, boolean]> = {
   'gateway-hmac': [`/hmac${ORDER}`, false],
   'gateway-throttle': [`${THROTTLE_ROUTE}${ORDER}`, false],
   'gateway-throttle-redis': [`${THROTTLE_ROUTE}${ORDER}`, false],
+  'gateway-sink-off': [`/plain${ORDER}`, false],
+  'gateway-sink-redis': [`${SINK_ROUTE}${ORDER}`, false],
+  'gateway-trace-100': [`/plain${ORDER}`, false],
+  'gateway-trace-1': [`/plain${ORDER}`, false],
+  'gateway-trace-down': [`/plain${ORDER}`, false],
   'gateway-workers': [`/api/v1${ORDER}`, true],
 }
 
@@ -86,6 +93,17 @@ async function throttleRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
   return runnable
 }
 
+// The sink rows this run can measure (`log to` in this build, a Redis on 127.0.0.1:6379).
+async function sinkRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
+  const wanted = rows.filter((row) => SINK_ROWS.includes(row))
+  if (wanted.length === 0) return new Set()
+  const problem = !sinksAvailable(root) ? 'log to is not available in this gateway build' : await redisProblem()
+  if (!problem) return new Set(wanted)
+  for (const row of wanted)
+    notes.push(`${row}: ${problem.startsWith('log to') ? problem : `no Redis answering on ${REDIS_URL} (${problem})`}; row skipped`)
+  return new Set()
+}
+
 // Run on every exit of main, errors included: the Redis row's keys.
 const cleanups: (() => Promise<void>)[] = []
 async function cleanUp(): Promise<void> {
@@ -115,8 +133,15 @@ async function main(): Promise<number> {
   const notes: string[] = []
   const methods = identityMethods(opts.rows, notes)
   const throttles = await throttleRows(opts.rows, notes)
+  const sinks = await sinkRows(opts.rows, notes)
   const rowsToRun = opts.rows.filter((row) =>
-    IDENTITY[row] ? methods.has(IDENTITY[row].method) : THROTTLE_ROWS.includes(row) ? throttles.has(row) : true,
+    IDENTITY[row]
+      ? methods.has(IDENTITY[row].method)
+      : THROTTLE_ROWS.includes(row)
+        ? throttles.has(row)
+        : SINK_ROWS.includes(row)
+          ? sinks.has(row)
+          : true,
   )
   const identity: IdentityBench | null = methods.size ? await prepareIdentity(methods) : null
   const rings = new Map<Row, ClientRing>([...throttles].map((row) => [row, new ClientRing(randomBytes(4).toString('hex'))]))
@@ -128,6 +153,14 @@ async function main(): Promise<number> {
   )
 
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
+  // The tracing rows export to a local OTLP receiver, on the load side's CPU.
+  const tracing = opts.rows.some((row) => TRACING_ROWS.includes(row))
+    ? new TracingBench(
+        await startScript('otlp-receiver', ['bench/tracing.ts', '--receiver'], pin.side, readyMs),
+        (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration),
+      )
+    : null
+  const sinkCpu = new SinkCpu((seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration))
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
   const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
@@ -167,6 +200,31 @@ async function main(): Promise<number> {
       const name = 'gateway --redis'
       const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', REDIS_URL, '--redis-prefix', prefix])
       gateways.push([name, gw])
+      bases.set(row, gw.url)
+    } else if (tracing && TRACING_ROWS.includes(row)) {
+      // A gateway of its own per row (tracing is process-wide), on the same policies.
+      const gw = await startGateway(row, await policyDir(), 1, pin.proxy(), readyMs, tracing.args(row))
+      gateways.push([row, gw])
+      bases.set(row, gw.url)
+    } else if (SINK_ROWS.includes(row)) {
+      // Both sink rows on one gateway of their own (a `redis stream` sink needs --redis).
+      const name = 'gateway --redis (sinks)'
+      let gw = gateways.find(([n]) => n === name)?.[1]
+      if (!gw) {
+        const prefix = redisPrefix()
+        const key = `${prefix}access`
+        cleanups.push(async () => {
+          try {
+            if (sinks.has('gateway-sink-redis')) notes.push(`gateway-sink-redis: ${await streamEntries(key)} entries added to the stream ${key}`)
+            notes.push(`sink rows: deleted ${await deletePrefix(prefix)} Redis keys under ${prefix}`)
+          } catch (err) {
+            notes.push(`WARNING sink rows: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
+          }
+        })
+        const dir = await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, { 'sinks.policy': sinkPolicy(key) })
+        gw = await startGateway(name, dir, 1, pin.proxy(), readyMs, sinkGatewayArgs(prefix))
+        gateways.push([name, gw])
+      }
       bases.set(row, gw.url)
     } else if (row === 'gateway-workers') {
       const name = `gateway --workers ${opts.workers}`
@@ -209,17 +267,24 @@ async function main(): Promise<number> {
   for (let i = 0; i < opts.repeat; i++) {
     // Round-robin, so slow drifts of a shared machine spread over all rows.
     for (const row of targets) {
-      const m = await measure(url(row), load, {
-        headers: identity?.headers(row) ?? {},
-        credentials: credentialsFor(row),
-        peakRps: peaks.get(row),
-        guessRps: peaks.get('gateway-plain') ?? GUESS_RPS,
-      })
+      const load1 = () =>
+        measure(url(row), load, {
+          headers: identity?.headers(row) ?? {},
+          credentials: credentialsFor(row),
+          peakRps: peaks.get(row),
+          guessRps: peaks.get('gateway-plain') ?? GUESS_RPS,
+        })
+      // With tracing rows, the gateway's CPU time per request too: throughput on a shared machine drifts.
+      const pid = gateways.find(([, g]) => g.url === bases.get(row))?.[1].child.pid
+      const traced = () => (tracing ? tracing.around(row, pid, load1) : load1())
+      const m = sinks.size ? await sinkCpu.around(row, pid, traced) : await traced()
       runs.get(row)?.push(m.result)
       peaks.set(row, m.peakRps)
       if (m.reused) reused.set(row, (reused.get(row) ?? 0) + m.reused)
     }
   }
+  if (tracing) notes.push(...(await tracing.notes()))
+  notes.push(...sinkCpu.notes())
   for (const [name, gw] of gateways) await stopGateway(name, gw)
   await cleanUp()
   for (const [row, n] of reused) {

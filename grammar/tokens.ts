@@ -32,6 +32,8 @@ export const RateLit = createToken({
 })
 export const DurationLit = createToken({ name: 'Duration', pattern: new RegExp(`\\d+(?:ms|s|m|h|d)${tailBoundary}`), label: 'a duration like 5s' })
 export const SizeLit = createToken({ name: 'Size', pattern: new RegExp(`\\d+(?:b|kb|mb|gb)${tailBoundary}`), label: 'a size like 1mb' })
+// A share of a `proxy split`: `90%`, `12.5%`.
+export const PercentLit = createToken({ name: 'Percent', pattern: /\d+(?:\.\d+)?%(?![A-Za-z0-9_])/, label: 'a percentage like 90%' })
 export const NumberLit = createToken({ name: 'Number', pattern: new RegExp(`\\d+${tailBoundary}`), label: 'a number' })
 // A path may carry `{name}`, `{name:int}` and `{name:/regex/}` groups (one level of braces inside).
 export const PathLit = createToken({
@@ -53,6 +55,7 @@ export const RBrace = createToken({ name: 'RBrace', pattern: /\}/, label: '"}"' 
 export const Comma = createToken({ name: 'Comma', pattern: /,/, label: '","' })
 export const Semicolon = createToken({ name: 'Semicolon', pattern: /;/, label: '";"' })
 export const Equals = createToken({ name: 'Equals', pattern: /=/, label: '"="' })
+export const NotEquals = createToken({ name: 'NotEquals', pattern: /!=/, label: '"!="' })
 
 // Declaration keywords are Words too (category), so `per app` or `allow app` still read as words.
 function keyword(word: string): TokenType {
@@ -78,7 +81,20 @@ export const HostKw = keyword('host')
 const declarationKeywords = DECLARATION_KEYWORDS.map((w) => declarationTokens[w])
 
 // The literal shapes, most specific first (the lexer tries tokens in order).
-const literalTokens: TokenType[] = [StringLit, UrlLit, DateLit, Ip6Lit, Ip4Lit, RateLit, DurationLit, SizeLit, NumberLit, PathLit, MalformedLit]
+const literalTokens: TokenType[] = [
+  StringLit,
+  UrlLit,
+  DateLit,
+  Ip6Lit,
+  Ip4Lit,
+  RateLit,
+  DurationLit,
+  SizeLit,
+  PercentLit,
+  NumberLit,
+  PathLit,
+  MalformedLit,
+]
 
 export const allTokens: TokenType[] = [
   WhiteSpace,
@@ -93,12 +109,13 @@ export const allTokens: TokenType[] = [
   Comma,
   Semicolon,
   Equals,
+  NotEquals,
 ]
 
 // The kinds an argument may be; the parser accepts any of them in a statement.
-export const argumentTokens: TokenType[] = [...literalTokens, Word, Star, Comma, Equals]
+export const argumentTokens: TokenType[] = [...literalTokens, Word, Star, Comma, Equals, NotEquals]
 
 // Tokens that cannot start a statement: the parser reads them as strays and reports them.
-export const strayTokens: TokenType[] = [...literalTokens, Star, Comma, Equals, Semicolon, LBrace]
+export const strayTokens: TokenType[] = [...literalTokens, Star, Comma, Equals, NotEquals, Semicolon, LBrace]
 
 export const PolicyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false })

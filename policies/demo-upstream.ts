@@ -17,6 +17,10 @@
 //   …/ws                  -> a WebSocket echo: the first message is the JSON echo of the
 //                            handshake request, then every message comes back as sent (text
 //                            as text, binary as binary); without an upgrade, 426 and the echo
+//   POST /internal/verify-login
+//                         -> the session verifier of sessions.policy: a JSON or form body with
+//                            username ada / password lovelace (or grace / hopper) gets 200 and
+//                            the user info as JSON; anything else 401
 // (`…/` means any prefix, so `/orders/slow?ms=500` works after a rewrite too.)
 // Every answer carries `X-Upstream-Instance: NAME` and `X-Powered-By:
 // portcullis-demo-upstream` (so `remove response header` has something to remove).
@@ -136,6 +140,26 @@ function eventStream(name: DemoInstance, path: string, count: number, everyMs: n
   })
 }
 
+// Demo users of the session verifier (never do this for real).
+const DEMO_USERS: Record<string, { password: string; info: Record<string, unknown> }> = {
+  ada: { password: 'lovelace', info: { id: 'u-1001', username: 'ada', name: 'Ada Lovelace', roles: ['admin'] } },
+  grace: { password: 'hopper', info: { id: 'u-1002', username: 'grace', name: 'Grace Hopper', roles: ['reader'] } },
+}
+
+function verifyLogin(req: Request, bytes: Uint8Array): Response {
+  const text = new TextDecoder().decode(bytes)
+  let creds: Record<string, unknown> = {}
+  if (req.headers.get('content-type')?.startsWith('application/x-www-form-urlencoded')) creds = Object.fromEntries(new URLSearchParams(text))
+  else {
+    try {
+      creds = JSON.parse(text) as Record<string, unknown>
+    } catch {}
+  }
+  const user = typeof creds.username === 'string' && Object.hasOwn(DEMO_USERS, creds.username) ? DEMO_USERS[creds.username] : undefined
+  if (!user || creds.password !== user.password) return Response.json({ error: 'invalid credentials' }, { status: 401 })
+  return Response.json(user.info)
+}
+
 function handler(name: DemoInstance, service: DemoUpstream['service']) {
   const baseHeaders = {
     'content-type': 'application/json; charset=utf-8',
@@ -151,6 +175,7 @@ function handler(name: DemoInstance, service: DemoUpstream['service']) {
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return new Response('{"ok":true}\n', { headers: baseHeaders })
 
     const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array(0)
+    if (path === '/internal/verify-login' && req.method === 'POST') return verifyLogin(req, bytes)
     const text = bytes.length > 0 ? new TextDecoder().decode(bytes.subarray(0, BODY_ECHO_LIMIT * 4)).slice(0, BODY_ECHO_LIMIT) : null
     const echo: EchoBody = {
       instance: name,

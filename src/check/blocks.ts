@@ -7,6 +7,7 @@ import type { Rate } from '../policy/literals.ts'
 import type { Span } from '../policy/source.ts'
 import type { Cidr } from '../runtime/ip.ts'
 import { upstreamBlock } from './upstream-block.ts'
+import { SINK_DEFAULTS, type SinkSpec, type SinkTarget } from '../log/sinks/spec.ts'
 
 export interface Field<C> {
   name: string
@@ -155,44 +156,149 @@ export const appBlock: BlockKind<AppConfig> = {
 }
 
 export interface SinkConfig {
-  kind?: 'redis' | 'http' | 'file'
+  target?: SinkTarget
+  targetSpan?: Span // the `redis`, `http` or `file` word, for diagnostics about the target
+  batch?: number
+  everyMs?: number
+  queue?: number
+  spoolBytes?: number
+  backoff?: { minMs: number; maxMs: number }
+}
+
+// `word VALUE` options after a sink's target, in any order, each at most once.
+type SinkOption = (a: ArgCursor, c: SinkConfig) => boolean
+const batchOption: SinkOption = (a, c) => (c.batch = a.integer('a batch size', 1, 100_000)) !== undefined
+const everyOption: SinkOption = (a, c) => (c.everyMs = a.duration()) !== undefined
+
+function readSinkOptions(a: ArgCursor, c: SinkConfig, t: SinkTarget, options: Record<string, SinkOption>): void {
+  const seen = new Set<string>()
+  while (!a.done()) {
+    const w = a.peek()!
+    const option = w.kind === 'word' && Object.hasOwn(options, w.text) ? options[w.text]! : undefined
+    if (!option) return void a.fail('bad-argument', `unknown option '${w.text}' of '${a.name}'; options: ${Object.keys(options).join(', ')}`, w.span)
+    if (seen.has(w.text)) return void a.fail('duplicate-field', `'${w.text}' is given twice`, w.span)
+    seen.add(w.text)
+    a.accept(w.text)
+    if (!option(a, c)) return
+  }
+  c.target = t
+}
+
+function sinkTarget(name: 'redis' | 'http' | 'file', usage: string, read: (a: ArgCursor, c: SinkConfig) => void): Field<SinkConfig> {
+  return {
+    name,
+    usage,
+    read(a, c) {
+      if (c.targetSpan) return void a.fail('two-targets', 'a sink writes to one place: declare another sink for another target', a.statement.span)
+      c.targetSpan = a.statement.words[0]!.span
+      read(a, c)
+    },
+  }
 }
 
 export const sinkBlock: BlockKind<SinkConfig> = {
   kind: 'sink',
   init: () => ({}),
   fields: [
+    sinkTarget('redis', 'redis stream "key" [maxlen N] [batch N] [every DURATION]', (a, c) => {
+      if (!a.oneOf(['stream'] as const, "'stream'")) return
+      const key = a.string('a "stream key"')
+      if (!key) return
+      if (!key.value) return void a.fail('bad-argument', 'the stream key is empty', key.arg.span)
+      const t: SinkTarget = { kind: 'redis', key: key.value, maxlen: null }
+      readSinkOptions(a, c, t, {
+        maxlen: (a) => (t.maxlen = a.integer('a maximum length', 1, 1e12) ?? null) !== null,
+        batch: batchOption,
+        every: everyOption,
+      })
+    }),
+    sinkTarget('http', 'http URL [batch N] [every DURATION] [format bulk|ndjson] [index "name"] [timeout DURATION]', (a, c) => {
+      const url = a.url()
+      if (!url) return
+      const t: SinkTarget = { kind: 'http', url: url.href, format: 'bulk', index: null, timeoutMs: SINK_DEFAULTS.httpTimeoutMs }
+      readSinkOptions(a, c, t, {
+        batch: batchOption,
+        every: everyOption,
+        format: (a) => {
+          const f = a.oneOf(['bulk', 'ndjson'] as const, 'a format')
+          if (f) t.format = f
+          return f !== undefined
+        },
+        index: (a) => {
+          const s = a.string('an "index name"')
+          if (s) t.index = s.value
+          return s !== undefined
+        },
+        timeout: (a) => (t.timeoutMs = a.duration() ?? 0) > 0,
+      })
+    }),
+    sinkTarget('file', 'file "path" [rotate SIZE|daily] [keep N] [batch N] [every DURATION]', (a, c) => {
+      const path = a.string('a "path"')
+      if (!path) return
+      if (!path.value) return void a.fail('bad-argument', 'the path is empty', path.arg.span)
+      const t: SinkTarget = { kind: 'file', path: path.value, rotate: null, keep: SINK_DEFAULTS.keep }
+      readSinkOptions(a, c, t, {
+        rotate: (a) => {
+          if (a.accept('daily')) return Boolean((t.rotate = 'daily'))
+          const next = a.peek()
+          if (next?.kind !== 'size')
+            return a.fail('bad-argument', `'rotate' expects a size like 100mb, or daily${next ? `, found '${next.text}'` : ''}`) ?? false
+          const bytes = a.size()!
+          if (bytes < 1024) return a.fail('bad-argument', 'rotate at 1kb or more', next.span) ?? false
+          t.rotate = { bytes }
+          return true
+        },
+        keep: (a) => (t.keep = a.integer('how many rotated files to keep', 1, 1000) ?? 0) > 0,
+        batch: batchOption,
+        every: everyOption,
+      })
+    }),
     {
-      name: 'redis',
-      usage: 'redis stream "key" [maxlen N]',
-      read(a, c) {
-        c.kind = 'redis'
-        if (!a.oneOf(['stream'] as const, "'stream'") || !a.string('a "stream key"')) return
-        if (a.accept('maxlen')) a.integer('a maximum length', 1, 1e12)
-        a.end()
-      },
-    },
-    {
-      name: 'http',
-      usage: 'http URL [batch N] [every DURATION]',
-      read(a, c) {
-        c.kind = 'http'
-        if (!a.url()) return
-        if (a.accept('batch') && a.integer('a batch size', 1, 100000) === undefined) return
-        if (a.accept('every') && a.duration() === undefined) return
-        a.end()
-      },
-    },
-    {
-      name: 'file',
-      usage: 'file "path"',
+      name: 'queue',
+      usage: 'queue N',
       read: (a, c) => {
-        c.kind = 'file'
-        a.string('a "path"')
+        c.queue = a.integer('a number of entries', 1, 1_000_000)
+        a.end()
+      },
+    },
+    {
+      name: 'spool',
+      usage: 'spool SIZE',
+      read: (a, c) => {
+        const bytes = a.size()
+        if (bytes !== undefined && bytes < 1024) return void a.fail('bad-argument', 'a spool holds at least 1kb', a.statement.words[1]!.span)
+        c.spoolBytes = bytes
+        a.end()
+      },
+    },
+    {
+      name: 'backoff',
+      usage: 'backoff DURATION [to DURATION]',
+      read: (a, c) => {
+        const minMs = a.duration()
+        if (minMs === undefined) return
+        const maxMs = a.accept('to') ? a.duration() : Math.max(minMs, SINK_DEFAULTS.backoff.maxMs)
+        if (maxMs === undefined) return
+        if (maxMs < minMs) return void a.fail('bad-argument', 'the longest wait must not be shorter than the first', a.statement.span)
+        c.backoff = { minMs, maxMs }
         a.end()
       },
     },
   ],
+}
+
+// The checked block with its defaults filled in; undefined when it names no target.
+export function sinkSpec(name: string, c: SinkConfig): SinkSpec | undefined {
+  if (!c.target) return undefined
+  return {
+    name,
+    target: c.target,
+    batch: c.batch ?? SINK_DEFAULTS.batch,
+    everyMs: c.everyMs ?? (c.target.kind === 'http' ? SINK_DEFAULTS.httpEveryMs : SINK_DEFAULTS.everyMs),
+    queue: c.queue ?? SINK_DEFAULTS.queue,
+    spoolBytes: c.spoolBytes ?? SINK_DEFAULTS.spoolBytes,
+    backoff: c.backoff ?? { ...SINK_DEFAULTS.backoff },
+  }
 }
 
 export interface SessionConfig {

@@ -15,11 +15,14 @@ import { parsePattern, type ParsedPattern } from '../policy/pattern.ts'
 import type { Binding, RouteInfo } from '../policy/references.ts'
 import type { Span } from '../policy/source.ts'
 import { checkTemplate } from '../policy/template.ts'
-import { appBlock, readBlock, readTier, SESSION_DEFAULTS, sessionBlock, sinkBlock, type AppConfig, type TierConfig } from './blocks.ts'
+import { appBlock, readBlock, readTier, SESSION_DEFAULTS, sessionBlock, sinkBlock, sinkSpec, type AppConfig, type TierConfig } from './blocks.ts'
+import type { SinkSpec } from '../log/sinks/spec.ts'
 import { upstreamBlock, type UpstreamConfig } from './upstream-block.ts'
 import { findDirective } from '../directives/index.ts'
 import type { CheckedSession } from '../directives/define.ts'
 import { resolveStatement } from './resolve.ts'
+import type { Guard } from './conditions.ts'
+import { checkGuards } from './guards.ts'
 import { checkApp } from './apps.ts'
 import { readSecret, type Env } from '../policy/secrets.ts'
 
@@ -29,14 +32,20 @@ export interface CheckOptions {
   // Store apps known at build time: a name or key id clashing with a file app is an error.
   storeApps: readonly { name: string; key: string | null; group: string | null }[]
   perWorkerStore?: boolean
+  // Whether the serving gateway has --redis (a `redis stream` sink needs it); undefined when
+  // unknown (`gateway check`), which reports nothing.
+  redis?: boolean
 }
 import { findConflicts } from './conflicts.ts'
 
 export interface DirectiveUse {
   def: AnyDirective
   cfg: unknown
-  span: Span
+  span: Span // the directive's name
+  statement: Span // the whole statement, arguments included
   fromDefaults: boolean
+  // Inside `when` blocks: runs only for requests that meet the guard (src/check/conditions.ts).
+  guard?: Guard
 }
 
 export interface CheckedRoute {
@@ -58,6 +67,7 @@ export interface CheckedProgram {
   routes: CheckedRoute[]
   // The session block, when there is one with a verify upstream (its lifetimes filled in).
   session: CheckedSession | null
+  sinks: Map<string, SinkSpec>
 }
 
 export type { CheckedSession } from '../directives/define.ts'
@@ -88,12 +98,13 @@ function declare(seen: Map<string, Span>, kind: string, name: string, span: Span
 const NO_OPTIONS: CheckOptions = { env: process.env, now: Date.now(), storeApps: [] }
 
 export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: CheckOptions = NO_OPTIONS): CheckedProgram {
-  const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [], session: null }
+  const program: CheckedProgram = { upstreams: new Map(), apps: new Map(), tiers: new Map(), routes: [], session: null, sinks: new Map() }
   const seen = new Map<string, Span>()
   const decls = files.flatMap((f) => f.declarations)
   let defaults: { body: Statement[]; span: Span } | undefined
   let sessionUpstream: Arg | undefined
   const appTiers: Arg[] = []
+  const sinkNames = new Set<string>()
 
   for (const d of decls) {
     if (d.kind === 'upstream' && declare(seen, 'upstream', d.name, d.nameSpan, bag)) {
@@ -115,7 +126,14 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
       if (cfg) program.tiers.set(d.name, cfg)
     } else if (d.kind === 'sink' && declare(seen, 'sink', d.name, d.nameSpan, bag)) {
       const cfg = readBlock(sinkBlock, d.body, bag, `sink '${d.name}'`)
-      if (!cfg.kind) bag.error('missing-field', `sink '${d.name}' says nowhere to write: give it redis, http or file`, d.nameSpan)
+      if (!cfg.targetSpan) bag.error('missing-field', `sink '${d.name}' says nowhere to write: give it redis, http or file`, d.nameSpan)
+      else if (cfg.target?.kind === 'redis' && opts.redis === false)
+        bag.error('needs-redis', `sink '${d.name}' writes to a Redis stream: start the gateway with --redis URL`, cfg.targetSpan, {
+          message: "the stream is written on the gateway's Redis (--redis or REDIS_URL)",
+        })
+      const spec = sinkSpec(d.name, cfg)
+      if (spec) program.sinks.set(d.name, spec)
+      sinkNames.add(d.name) // (one that failed to read is reported already: `log to` it is no unknown name)
     } else if (d.kind === 'session' && declare(seen, 'session', '', d.span, bag)) {
       const cfg = readBlock(sessionBlock, d.body, bag, 'the session block')
       sessionUpstream = cfg.verify?.upstream
@@ -175,18 +193,35 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
   const appNames = new Set([...program.apps.keys(), ...opts.storeApps.map((a) => a.name)])
   const groups = new Set([...[...program.apps.values()].flatMap((a) => a.group ?? []), ...opts.storeApps.flatMap((a) => a.group ?? [])])
   const defaultUses = defaults ? defaults.body.flatMap((st) => resolveStatement(st, 'defaults', bag) ?? []) : []
+  onlyOnce(defaultUses, bag)
   for (const d of decls) {
     if (d.kind !== 'match') continue
     const route = checkRoute(
       d,
       defaultUses,
-      { upstreams: upstreamNames, apps: appNames, groups, perWorkerStore: opts.perWorkerStore ?? false, env: opts.env, session: program.session },
+      {
+        upstreams: upstreamNames,
+        apps: appNames,
+        groups,
+        perWorkerStore: opts.perWorkerStore ?? false,
+        env: opts.env,
+        session: program.session,
+        sinks: sinkNames,
+      },
       bag,
     )
     if (route) program.routes.push(route)
   }
   findConflicts(program.routes, bag)
   return program
+}
+
+function onlyOnce(uses: DirectiveUse[], bag: DiagnosticBag): void {
+  for (const u of uses) {
+    const first = uses.find((o) => o.def === u.def)!
+    if (u.def.once && first !== u)
+      bag.error('repeated-directive', `'${u.def.name}' is given once in a block`, u.span, { message: 'first given here', span: first.span })
+  }
 }
 
 function unknownName(bag: DiagnosticBag, kind: string, arg: Arg, known: Iterable<string>): void {
@@ -225,6 +260,7 @@ function checkRoute(
     perWorkerStore: boolean
     env: Env
     session: CheckedSession | null
+    sinks: ReadonlySet<string>
   },
   bag: DiagnosticBag,
 ): CheckedRoute | undefined {
@@ -238,15 +274,21 @@ function checkRoute(
     }
   }
   const own = d.body.flatMap((st) => resolveStatement(st, 'route', bag) ?? [])
-  const uses = [...defaultUses, ...own]
+  onlyOnce(own, bag)
+  // A directive given once (`once`, like cors): the route's own replaces the one in defaults.
+  const uses = [...defaultUses.filter((u) => !(u.def.once && own.some((o) => o.def === u.def))), ...own]
   const methodText = methods === null ? '*' : d.methods.map((m) => m.text).join(',')
   const id = `${methodText} ${d.pattern.text}${host ? ` host ${host}` : ''}`
   const binds = new Set<Binding>(uses.flatMap((u) => (typeof u.def.binds === 'function' ? u.def.binds(u.cfg) : (u.def.binds ?? []))))
   const info: RouteInfo = { params: pattern?.params ?? new Map(), binds, label: id }
-  const terminals = own.filter((u) => u.def.terminal)
+  const terminals = own.filter((u) => u.def.terminal && !u.guard)
   // A terminal that failed to read is reported already; do not also call it missing.
   const namesTerminal = d.body.some((st) => findDirective(st.words.map((w) => w.text))?.def.terminal)
-  if (terminals.length === 0 && !namesTerminal && !uses.some((u) => u.def.endsRequest?.(u.cfg))) {
+  const ends = uses.some((u) => !u.guard && u.def.endsRequest?.(u.cfg))
+  // The `when` blocks' conditions, and the terminals they hold (a route's terminal may be in them).
+  const route = { methods: methods ?? null, segments: pattern?.segments ?? [], info }
+  const answeredInWhen = checkGuards(uses, route, terminals[0] ?? (namesTerminal || ends), bag)
+  if (terminals.length === 0 && !namesTerminal && !ends && !answeredInWhen) {
     bag.error('missing-terminal', `the route ${id} has no terminal directive: end it with proxy or respond`, d.pattern.span)
   }
   for (const extra of terminals.slice(1)) {
@@ -264,6 +306,7 @@ function checkRoute(
       groups: names.groups,
       perWorkerStore: names.perWorkerStore,
       session: names.session,
+      sinks: names.sinks,
       checkTemplate: (t, mode) => checkTemplate(t, mode, info, bag),
       secret: (ref) => readSecret(ref, names.env, bag),
     }

@@ -7,10 +7,13 @@ import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
 import { joinSpans } from '../policy/source.ts'
 import { allBlocks } from './blocks.ts'
 import type { DirectiveUse } from './check-program.ts'
+import { resolveWhen, WHEN } from './conditions.ts'
 
-export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag): DirectiveUse | undefined {
+// A `when` block gives the (guarded) uses inside it; any other statement at most one use.
+export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag): DirectiveUse | DirectiveUse[] | undefined {
   const words = st.words.filter((w, i) => w.kind === 'word' && st.words.slice(0, i).every((p) => p.kind === 'word')).map((w) => w.text)
   const head = st.words[0]!
+  if (head.text === WHEN) return resolveWhen(st, place, bag, resolveStatement)
   const found = findDirective(words)
   if (!found) {
     const phrase = words.slice(0, 3)
@@ -61,5 +64,5 @@ export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag
   }
   if (st.block) bag.error('syntax', `'${def.name}' takes no block`, st.span)
   const cfg = def.read(new ArgCursor(st, bag, def.usage, def.name, length))
-  return cfg === undefined ? undefined : { def, cfg, span: nameSpan, fromDefaults: place === 'defaults' }
+  return cfg === undefined ? undefined : { def, cfg, span: nameSpan, statement: st.span, fromDefaults: place === 'defaults' }
 }

@@ -1,9 +1,11 @@
 // Flags, then environment variables, validated by zod. Any problem is one line and exit 2.
 import { parseArgs } from 'node:util'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { z } from 'zod'
 import { parseCidr, type Cidr } from '../runtime/ip.ts'
 import { parseRedisUrl } from '../store/redis-url.ts'
+import { DEFAULT_SPOOL_DIR } from '../log/sinks/spec.ts'
+import { otlpEndpoint, traceRatio, tracingSettings, type TracingSettings } from '../trace/options.ts'
 
 export class UsageError extends Error {}
 
@@ -25,6 +27,9 @@ const flagSpec = {
   'no-watch': { type: 'boolean' },
   'log-format': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  spool: { type: 'string' },
+  'otlp-endpoint': { type: 'string' },
+  'trace-sample': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -45,6 +50,10 @@ const envOf: Record<string, string> = {
   watch: 'GATEWAY_WATCH',
   'log-format': 'GATEWAY_LOG_FORMAT',
   'idle-timeout': 'GATEWAY_IDLE_TIMEOUT',
+  spool: 'GATEWAY_SPOOL',
+  // Tracing takes the OpenTelemetry SDK's variables (the rest are read in src/trace/options.ts).
+  'otlp-endpoint': 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'trace-sample': 'OTEL_TRACES_SAMPLER_ARG',
 }
 
 const port = (name: string) =>
@@ -103,6 +112,15 @@ const Options = z
       .transform(Number)
       .refine((n) => n >= 1 && n <= 255, '--idle-timeout must be from 1 to 255 seconds')
       .default(120),
+    // Where sinks keep undelivered entries (one directory per sink), across restarts.
+    spool: z
+      .string()
+      .min(1, '--spool must name a directory')
+      .refine((p) => !existsSync(p) || statSync(p).isDirectory(), { message: '--spool: that path is not a directory' })
+      .default(DEFAULT_SPOOL_DIR),
+    // Tracing: OTLP/HTTP export to a collector, and the share of new traces recorded.
+    'otlp-endpoint': otlpEndpoint.optional(),
+    'trace-sample': traceRatio.optional(),
   })
   .refine((o) => Boolean(o['tls-cert']) === Boolean(o['tls-key']), { message: '--tls-cert and --tls-key go together' })
   // Braces in the prefix would be every key's hash tag: the whole gateway in one Cluster slot.
@@ -110,7 +128,10 @@ const Options = z
     message: '--redis-prefix must not contain { or } with a Redis Cluster',
   })
 
-export type GatewayOptions = z.output<typeof Options> & { command: 'serve' | 'check' | 'routes' | 'directives' }
+export type GatewayOptions = z.output<typeof Options> & {
+  command: 'serve' | 'check' | 'routes' | 'directives'
+  tracing: TracingSettings | null // null: tracing off
+}
 
 export const HELP = `usage:
   gateway [--policies DIR] [--port N] [--host ADDR] [options]   serve
@@ -120,7 +141,9 @@ export const HELP = `usage:
 options (flag, then environment variable):
   --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL  --redis-prefix P
   --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
-  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty  --idle-timeout SECONDS`
+  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty  --idle-timeout SECONDS
+  --spool DIR   (where log sinks keep undelivered entries; default ${DEFAULT_SPOOL_DIR})
+  --otlp-endpoint URL  --trace-sample RATIO   (tracing; also the OTEL_* variables, docs/tracing.md)`
 
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): GatewayOptions {
   let parsed
@@ -149,5 +172,15 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     const msg = issue.message
     throw new UsageError(field && !msg.includes('--') ? `--${String(field)}: ${msg}` : msg)
   }
-  return { ...result.data, command }
+  let tracing: TracingSettings | null
+  try {
+    const { 'otlp-endpoint': endpoint, 'trace-sample': ratio } = result.data
+    tracing = tracingSettings(
+      { endpoint, endpointFlag: values['otlp-endpoint'] !== undefined, ratio, ratioFlag: values['trace-sample'] !== undefined },
+      env,
+    )
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+  return { ...result.data, command, tracing }
 }

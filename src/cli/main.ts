@@ -1,6 +1,7 @@
 // `gateway` — serve, `gateway check DIR`, `gateway routes DIR`.
 import { buildProgram } from '../compile/build-program.ts'
 import { AccessLog, stdoutWriter } from '../log/access-log.ts'
+import { configureEvents, event } from '../log/events.ts'
 import { Metrics } from '../metrics/metrics.ts'
 import { PolicyDirError } from '../policy/load.ts'
 import { renderDiagnostics } from '../policy/diagnostics.ts'
@@ -10,7 +11,10 @@ import { startAdmin } from '../server/admin.ts'
 import { Gateway } from '../server/gateway.ts'
 import { reportToPrimary, WORKER_ENV, WorkerPool } from '../server/workers.ts'
 import { memoryStore } from '../store/memory.ts'
+import { SinkManager } from '../log/sinks/manager.ts'
+import { registerSinkMetrics } from '../log/sinks/metrics.ts'
 import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
+import { describeTracing } from '../trace/options.ts'
 import { printRoutes } from './routes-table.ts'
 import { directiveTable } from './directive-table.ts'
 
@@ -18,6 +22,9 @@ function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`)
   process.exit(code)
 }
+
+// At shutdown, queued spans get this long to reach the collector.
+const TRACE_FLUSH_MS = 2_000
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
@@ -34,14 +41,21 @@ async function serve(opts: GatewayOptions): Promise<void> {
   const primary = opts.workers > 1 && !isWorker
   if (primary && opts.port === 0) fail('--workers above 1 needs a fixed --port (the workers share it)', 2)
   const metrics = new Metrics()
-  const log = new AccessLog(stdoutWriter(), opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json'))
-  const observer = createObserver(log, metrics)
+  const format = opts['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json')
+  configureEvents(format)
+  const log = new AccessLog(stdoutWriter(), format)
+  // Tracing is loaded only when it is on; the --workers primary serves no traffic to trace.
+  const tracing = opts.tracing && !primary ? (await import('../trace/tracing.ts')).startTracing(opts.tracing, metrics) : null
+  const observer = tracing ? tracing.observe(createObserver(log, metrics)) : createObserver(log, metrics)
   const trustProxy = opts['trust-proxy'].length ? ipMatcher(opts['trust-proxy']) : null
   // ioredis is loaded only when it is used: 2 MB of heap every full GC would walk otherwise.
   const store = opts.redis ? (await import('../store/redis.ts')).redisStore(opts.redis, { prefix: opts['redis-prefix'] }) : memoryStore()
   // The primary of --workers serves no traffic: its program is for the admin API, so no health checks.
   const perWorkerStore = opts.workers > 1 && !opts.redis
-  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, perWorkerStore })
+  // Sinks outlive programs; the --workers primary logs nothing, so its sinks stay idle.
+  const sinks = new SinkManager({ spoolDir: opts.spool, redisUrl: opts.redis ?? null, live: !primary })
+  registerSinkMetrics(metrics, sinks)
+  const first = await buildProgram(opts.policies, { trustProxy, observer, healthChecks: !primary, store, perWorkerStore, sinks })
   if (first.diagnostics) fail(renderDiagnostics(first.diagnostics).trimEnd(), 1)
   const pool = primary ? new WorkerPool(opts.workers, process.argv.slice(1)) : null
   const gw = new Gateway(
@@ -63,6 +77,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
       log,
       metrics,
       store,
+      sinks,
       afterReload: pool ? () => pool.signal('SIGHUP') : undefined,
       workerMetrics: pool ? (into) => pool.addMetrics(into) : undefined,
     },
@@ -76,9 +91,11 @@ async function serve(opts: GatewayOptions): Promise<void> {
     }
   }
   process.on('SIGHUP', () => void gw.reload('SIGHUP'))
+  process.on('SIGUSR1', () => sinks.reopen())
   if (isWorker) {
     const stopWorker = async () => {
       await gw.stop()
+      await tracing?.shutdown(TRACE_FLUSH_MS)
       process.exit(0)
     }
     process.on('SIGTERM', () => void stopWorker())
@@ -95,17 +112,21 @@ async function serve(opts: GatewayOptions): Promise<void> {
   }
   gw.watchPolicies()
   const shutdown = async (signal: NodeJS.Signals) => {
-    console.error(`portcullis: ${signal}: finishing in-flight requests`)
+    event('stop', `${signal}: finishing in-flight requests`, { signal })
     admin.stop(true)
     await Promise.all([gw.stop(), pool?.stop(signal)])
+    await tracing?.shutdown(TRACE_FLUSH_MS)
     process.exit(0)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
-  console.error(`portcullis: admin API on ${admin.url.href.replace(/\/$/, '')}`)
-  console.error(
-    `portcullis: ${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}${pool ? `, ${opts.workers} workers` : ''}`,
+  event('start', `admin API on ${admin.url.href.replace(/\/$/, '')}`, { admin: admin.url.href.replace(/\/$/, '') })
+  event(
+    'start',
+    `${plural(first.program.routes.length, 'route')} from ${opts.policies} (version ${first.program.version}), store: ${store.kind}${pool ? `, ${opts.workers} workers` : ''}`,
+    { routes: first.program.routes.length, policies: opts.policies, version: first.program.version, store: store.kind, workers: opts.workers },
   )
+  if (opts.tracing) event('start', describeTracing(opts.tracing), { tracing: opts.tracing.url })
   let urls = gw.urls
   if (pool) {
     try {

@@ -11,7 +11,8 @@ export function printRoutes(rows: RouteRow[]): string {
     r.host ?? '*',
     r.pattern,
     COLUMN_STAGES.map((s) => `${s}: ${r.stages[s].join(', ') || '-'}`).join('; '),
-    r.terminal,
+    // Terminals in the order they are tried: those in `when` blocks first, then the route's own.
+    r.stages.proxy.join(', ') || r.terminal,
     r.location,
   ])
   const head = ['METHOD', 'HOST', 'PATTERN', 'STAGES', 'TERMINAL', 'SOURCE']

@@ -10,11 +10,20 @@ import type { Env } from '../policy/secrets.ts'
 import { storeAppsOf } from '../runtime/store-apps.ts'
 import { memoryStore } from '../store/memory.ts'
 import type { Store } from '../store/store.ts'
+import { SinkManager } from '../log/sinks/manager.ts'
+import { DEFAULT_SPOOL_DIR } from '../log/sinks/spec.ts'
 
 let processStore: Store | null = null
+let processSinks: SinkManager | null = null
 // The embedded store every build without one shares, as one process's programs share state.
 export function defaultStore(): Store {
   return (processStore ??= memoryStore())
+}
+
+// The sinks of builds given none (`gateway check`, in-process tests): they do nothing until an
+// entry comes, and then spool under the default directory.
+function defaultSinks(): SinkManager {
+  return (processSinks ??= new SinkManager({ spoolDir: DEFAULT_SPOOL_DIR, redisUrl: null, live: false }))
 }
 
 export interface BuildOptions {
@@ -32,6 +41,9 @@ export interface BuildOptions {
   now?: () => number
   // --workers above 1 without --redis: state that must be shared (nonces) cannot be.
   perWorkerStore?: boolean
+  // The serving process's sinks (with --spool and --redis); a `redis stream` sink is then a check
+  // error without --redis.
+  sinks?: SinkManager
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -53,6 +65,7 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     now: now(),
     storeApps: known.map((a) => ({ name: a.name, key: a.key, group: a.group })),
     perWorkerStore: opts.perWorkerStore ?? false,
+    redis: opts.sinks?.hasRedis,
   })
   if (bag.hasErrors) return { diagnostics: sortDiagnostics(bag.items) }
   const program = compileProgram(checked, {
@@ -65,6 +78,7 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     storeApps,
     env,
     now,
+    sinks: opts.sinks ?? defaultSinks(),
   })
   return { program }
 }

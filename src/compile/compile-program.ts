@@ -2,7 +2,16 @@
 import type { CheckedProgram, CheckedRoute } from '../check/check-program.ts'
 import type { CompileContext, SessionSettings } from '../directives/define.ts'
 import { describeSpan } from '../policy/source.ts'
-import { STAGES, type AccessFn, type BodyStep, type CompiledRoute, type Plan, type Stage } from '../runtime/context.ts'
+import {
+  STAGES,
+  type AccessFn,
+  type BodyStep,
+  type CompiledRoute,
+  type Plan,
+  type PreflightFn,
+  type ResponseFn,
+  type Stage,
+} from '../runtime/context.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { createHandler, type RequestObserver } from '../runtime/handle.ts'
 import { canonicalName } from '../runtime/headers.ts'
@@ -11,12 +20,16 @@ import { Program } from '../runtime/program.ts'
 import { Router } from '../runtime/router.ts'
 import { createPool, DEFAULT_PASSIVE, DEFAULT_TIMEOUTS, type UpstreamPool } from '../runtime/upstream.ts'
 import { compileTemplate } from './templates.ts'
+import { guardedContext, guardedName, guardStep, terminalOf } from './conditions.ts'
+import { programSummary } from './summary.ts'
 import { compileFileApp } from './apps.ts'
 import { readSecret, type Env } from '../policy/secrets.ts'
 import { AppIndex, type AppDirectory } from '../runtime/identity.ts'
 import { appDirectory, type StoreApps } from '../runtime/store-apps.ts'
 import type { Store } from '../store/store.ts'
 import type { TierRate } from '../runtime/limits.ts'
+import type { SinkManager, SinkUse } from '../log/sinks/manager.ts'
+import type { SinkInput } from '../log/sinks/spec.ts'
 
 export interface CompileOptions {
   trustProxy: IpMatcher | null
@@ -30,6 +43,8 @@ export interface CompileOptions {
   storeApps: StoreApps
   env: Env
   now: () => number
+  // The process's sinks (they outlive programs); `log to` takes them from here.
+  sinks: SinkManager
 }
 
 function perStage<T>(): Record<Stage, T[]> {
@@ -41,6 +56,8 @@ interface Shared {
   apps: AppDirectory
   opts: CompileOptions
   tiers: ReadonlyMap<string, TierRate | 'unlimited'>
+  sink(name: string): SinkInput
+  files: Set<string> // what the program is made from besides the policies (Program.files)
 }
 
 function compileRoute(
@@ -52,6 +69,8 @@ function compileRoute(
 ): CompiledRoute {
   const state = new Map<string, unknown>()
   const after = new Map<string, AccessFn>()
+  const first = new Map<string, ResponseFn>()
+  let preflight: PreflightFn | undefined
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
     apps: shared.apps,
@@ -64,12 +83,16 @@ function compileRoute(
       return state.get(name) as never
     },
     afterAccess: (name, fn) => void after.set(name, fn),
+    preflight: (fn) => void (preflight = fn),
+    everyAnswer: (name, fn) => void first.set(name, fn),
     secret: (ref) => readSecret(ref, shared.opts.env)!,
     upstream: pools,
     inlineUpstream: inline,
     session: shared.session,
+    sink: shared.sink,
     template: (t, mode) => compileTemplate(t, mode),
     onDispose: (fn) => disposers.push(fn),
+    dependsOn: (path) => void shared.files.add(path),
   }
   const fns = perStage<unknown>()
   const stageNames = perStage<string>()
@@ -78,9 +101,9 @@ function compileRoute(
   for (const stage of STAGES) {
     for (const u of r.uses) {
       if (u.def.stage !== stage) continue
-      const fn = u.def.compile(u.cfg, ctx)
-      if (fn !== null) fns[stage].push(fn)
-      stageNames[stage].push(u.def.describe?.(u.cfg) ?? u.def.name)
+      const fn = u.def.compile(u.cfg, u.guard ? guardedContext(ctx, u.def.name) : ctx)
+      if (fn !== null) fns[stage].push(u.guard ? guardStep(fn, u.guard, u.def.terminal) : fn)
+      stageNames[stage].push(guardedName(u.def.describe?.(u.cfg) ?? u.def.name, u.guard))
       for (const h of u.def.setsHeaders?.(u.cfg) ?? []) protectedHeaders.add(canonicalName(h))
     }
   }
@@ -90,9 +113,10 @@ function compileRoute(
     access: fns.access as Plan['access'],
     rewrite: fns.rewrite as Plan['rewrite'],
     lookups: bodySteps.flatMap((s) => (s.before ? [s.before.bind(s)] : [])),
-    terminal: (fns.proxy[0] ?? unreachable) as Plan['terminal'],
-    response: fns.response as Plan['response'],
+    terminal: terminalOf(fns.proxy, stageNames.proxy) ?? unreachable,
+    response: [...first.values(), ...fns.response] as Plan['response'],
     log: fns.log as Plan['log'],
+    ...(preflight ? { preflight } : {}),
   })
   return Object.freeze({
     id: r.id,
@@ -169,14 +193,37 @@ export function compileProgram(checked: CheckedProgram, opts: CompileOptions): P
     refreshMs: s.refreshMs,
     singleSignOn: s.singleSignOn,
   }
+  // A program takes each sink it logs to once, and gives it back when it is disposed.
+  const sinkUses = new Map<string, SinkUse>()
+  const sink = (name: string): SinkInput => {
+    let use = sinkUses.get(name)
+    if (!use) {
+      const taken = opts.sinks.acquire(checked.sinks.get(name)!)
+      sinkUses.set(name, (use = taken))
+      disposers.push(() => taken.release())
+    }
+    return use.input
+  }
   const router = new Router()
   const routes: CompiledRoute[] = []
+  const files = new Set<string>()
   for (const r of checked.routes) {
-    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts, tiers, session })
+    const compiled = compileRoute(r, (n) => pools.get(n)!, inline, disposers, { apps, opts, tiers, session, sink, files })
     router.add(compiled, r.pattern.segments)
     routes.push(compiled)
   }
   const inflight = { count: 0, idle: null }
   const handler = createHandler({ router, trustProxy: opts.trustProxy, observer: opts.observer, inflight })
-  return new Program(opts.version, Object.freeze(routes), handler, disposers, inflight, apps, new Set(checked.tiers.keys()))
+  return new Program(
+    opts.version,
+    Object.freeze(routes),
+    handler,
+    disposers,
+    inflight,
+    apps,
+    new Set(checked.tiers.keys()),
+    programSummary(checked),
+    [...pools.values()],
+    [...files],
+  )
 }

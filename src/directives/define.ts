@@ -9,8 +9,9 @@ import type { IpMatcher } from '../runtime/ip.ts'
 import type { Store } from '../store/store.ts'
 import type { TierRate } from '../runtime/limits.ts'
 import type { Template } from '../policy/template.ts'
-import type { AccessFn, Stage, StageFns } from '../runtime/context.ts'
+import type { AccessFn, PreflightFn, ResponseFn, Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
+import type { SinkInput } from '../log/sinks/spec.ts'
 
 // The session block as checked: its verify upstream and path, lifetimes filled in.
 export interface CheckedSession {
@@ -44,6 +45,8 @@ export interface CheckContext {
   perWorkerStore: boolean
   // The program's session block (login, require session and the other session directives need one).
   session: CheckedSession | null
+  // The sinks the program declares (`log to NAME`).
+  sinks: ReadonlySet<string>
   checkTemplate(t: Template, mode: TemplateMode): void
   // The secret's value, or undefined after reporting that it is missing.
   secret(ref: SecretRef): string | undefined
@@ -63,13 +66,25 @@ export interface CompileContext {
   // A step that runs once after every other access directive of the route (named, so several
   // uses register it once): e.g. the throttles' decision, after the caller is identified.
   afterAccess(name: string, fn: AccessFn): void
+  // Answers the route's CORS preflights (OPTIONS with Origin and Access-Control-Request-Method)
+  // before its access stage. A preflight goes to the route that serves the method it asks about,
+  // so that route's methods need not include OPTIONS.
+  preflight(fn: PreflightFn): void
+  // A header step that runs first in the response stage on every answer of the route (the
+  // terminal's, a gateway error, a preflight's): access headers that depend on the answer.
+  everyAnswer(name: string, fn: ResponseFn): void
   upstream(name: string): UpstreamPool
   inlineUpstream(url: URL): UpstreamPool
   // The session block with its verify upstream's pool; null when the program has none (the
   // checker then refused every directive that needs it).
   session: SessionSettings | null
+  // A declared sink, shared by every route of the program that logs to it (checked to exist).
+  sink(name: string): SinkInput
   template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
   onDispose(fn: () => void): void
+  // A file the program is made from besides the policies (a script and the modules it imports):
+  // the gateway watches it for changes too when it is outside the policy directory.
+  dependsOn(path: string): void
 }
 
 export interface DirectiveDef<C, S extends Stage = Stage> {
@@ -79,6 +94,8 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   usage: string
   summary: string // one line for the README table
   terminal?: boolean
+  // At most one per block: a route's own use replaces the one in defaults.
+  once?: boolean
   // Directives that must come before this one when a route uses both (defaults first, then
   // source order: the order they run in): e.g. `sign response` after `encrypt response`.
   after?: readonly string[]
@@ -88,6 +105,9 @@ export interface DirectiveDef<C, S extends Stage = Stage> {
   binds?: readonly Binding[] | ((cfg: C) => readonly Binding[])
   // Header names this directive sets: clients may not send them (in any `_`/`.` spelling).
   setsHeaders?(cfg: C): string[]
+  // What the use is made of besides its statement (a script's version), for reload reports: the
+  // route counts as changed when it changes.
+  fingerprint?(cfg: C): string
   // How the route table shows this use (default: the name).
   describe?(cfg: C): string
   read(a: ArgCursor): C | undefined

@@ -88,6 +88,19 @@ function pretty(e: AccessLogEntry): string {
 // `log` stage added to the entry.
 const jsonLine = (e: AccessLogEntry): string => `${JSON.stringify(e)}\n`
 
+// Entries a `log to` sink took: the JSON line written to stdout is kept for them, so the sink
+// need not make it again. (Nothing is looked up before the first sink takes one; a property on
+// the entry instead would put JSON.stringify on its slow path.)
+const keptLines = new WeakMap<AccessLogEntry, string | null>()
+let keeping = false
+export function keepLine(entry: AccessLogEntry): void {
+  keeping = true
+  keptLines.set(entry, null)
+}
+export function keptLine(entry: AccessLogEntry): string | null | undefined {
+  return keptLines.get(entry)
+}
+
 export class AccessLog {
   private readonly line: (e: AccessLogEntry) => string
 
@@ -99,7 +112,9 @@ export class AccessLog {
   }
 
   write(entry: AccessLogEntry): void {
-    this.writer.write(this.line(entry))
+    const line = this.line(entry)
+    this.writer.write(line)
+    if (keeping && this.line === jsonLine && keptLines.has(entry)) keptLines.set(entry, line)
   }
 
   flush(): void | Promise<void> {

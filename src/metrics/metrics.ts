@@ -43,7 +43,34 @@ export interface MetricsSnapshot {
   latency: [string, Labelled<{ counts: number[]; sum: number; count: number }>][]
   upstreamLatency: [string, Labelled<{ counts: number[]; sum: number; count: number }>][]
   counters: [string, number][]
+  // Read from their collectors when the snapshot was taken (absent from older workers).
+  collected?: { name: string; type: FamilyType; help: string; samples: Sample[] }[]
 }
+
+// A value read when /metrics is asked for (a gauge, or a counter kept elsewhere).
+export interface Sample {
+  labels: Record<string, string>
+  value: number
+}
+
+type FamilyType = 'counter' | 'gauge'
+interface Family {
+  type: FamilyType
+  help: string
+  collect?: () => Iterable<Sample>
+}
+
+// The families /metrics always shows (a counter with no series yet shows 0), in this order.
+const BUILT_IN: [string, Family][] = [
+  [
+    'gateway_reloads_total',
+    { type: 'counter', help: 'Policy reloads by result: applied, rejected (the checks failed), failed (the files could not be read).' },
+  ],
+  ['gateway_throttled_total', { type: 'counter', help: 'Requests refused by throttle or quota, by route and code.' }],
+  ['gateway_auth_failures_total', { type: 'counter', help: 'Requests refused as unauthenticated or forbidden, by route and code.' }],
+  ['gateway_store_errors_total', { type: 'counter', help: 'Requests answered store_unavailable, by route and code.' }],
+  ['gateway_rate_limit_decisions_total', { type: 'counter', help: 'Rate decisions by route, app, tier and result.' }],
+]
 
 type Series = { labels: Record<string, string>; n: number }
 type HistSeries = { labels: Record<string, string>; h: Histogram }
@@ -83,6 +110,9 @@ export class RouteSeries {
 }
 
 export class Metrics {
+  private readonly families = new Map<string, Family>(BUILT_IN)
+  // Samples added from workers' snapshots, by family and label set (the primary sums them).
+  private readonly added = new Map<string, Map<string, Sample>>()
   private readonly requests = new Map<string, Series>()
   private readonly latency = new Map<string, HistSeries>()
   private readonly upstreamLatency = new Map<string, HistSeries>()
@@ -132,6 +162,17 @@ export class Metrics {
     this.inc(key, by)
   }
 
+  // A family whose values are read at exposition time (gauges; counters kept elsewhere, such
+  // as an upstream target's attempts). A later call for the same name replaces the collector.
+  collect(name: string, type: FamilyType, help: string, collect: () => Iterable<Sample>): void {
+    this.families.set(name, { type, help, collect })
+  }
+
+  // A counter family incremented with inc/incLabelled: its HELP, and a 0 before the first series.
+  describe(name: string, help: string): void {
+    if (!this.families.has(name)) this.families.set(name, { type: 'counter', help })
+  }
+
   inc(name: string, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by)
   }
@@ -157,6 +198,7 @@ export class Metrics {
       latency: hists(this.latency),
       upstreamLatency: hists(this.upstreamLatency),
       counters: [...this.counters],
+      collected: [...this.families].flatMap(([name, f]) => (f.collect ? [{ name, type: f.type, help: f.help, samples: [...f.collect()] }] : [])),
     }
   }
 
@@ -169,6 +211,17 @@ export class Metrics {
     for (const [k, v] of s.latency) this.hist(this.latency, k, 'route', v.labels).addCumulative(v.counts, v.sum, v.count)
     for (const [k, v] of s.upstreamLatency) this.hist(this.upstreamLatency, k, 'upstream', v.labels).addCumulative(v.counts, v.sum, v.count)
     for (const [k, n] of s.counters) this.inc(k, n)
+    for (const { name, type, help, samples } of s.collected ?? []) {
+      if (!this.families.has(name)) this.families.set(name, { type, help })
+      let byLabels = this.added.get(name)
+      if (!byLabels) this.added.set(name, (byLabels = new Map()))
+      for (const { labels: l, value } of samples) {
+        const key = labels(l)
+        const have = byLabels.get(key)
+        if (have) have.value += value
+        else byLabels.set(key, { labels: l, value })
+      }
+    }
   }
 
   render(): string {
@@ -177,16 +230,16 @@ export class Metrics {
     for (const { labels: l, n } of this.requests.values()) out.push(`gateway_requests_total${labels(l)} ${n}`)
     this.renderHist(out, 'gateway_request_duration_seconds', 'Time from request to response headers.', this.latency)
     this.renderHist(out, 'gateway_upstream_duration_seconds', 'Time an upstream took to answer with headers.', this.upstreamLatency)
-    for (const name of [
-      'gateway_reloads_total',
-      'gateway_reload_failures_total',
-      'gateway_throttled_total',
-      'gateway_auth_failures_total',
-      'gateway_store_errors_total',
-      'gateway_rate_limit_decisions_total',
-    ]) {
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`)
+      if (f.collect || this.added.has(name)) {
+        const samples = new Map<string, number>()
+        for (const { labels: l, value } of f.collect?.() ?? []) samples.set(labels(l), (samples.get(labels(l)) ?? 0) + value)
+        for (const [key, { value }] of this.added.get(name) ?? []) samples.set(key, (samples.get(key) ?? 0) + value)
+        for (const [key, value] of samples) out.push(`${name}${key} ${value}`)
+        continue
+      }
       const series = [...this.counters].filter(([k]) => k === name || k.startsWith(`${name}{`))
-      out.push(`# TYPE ${name} counter`)
       if (series.length === 0) out.push(`${name} 0`)
       for (const [k, n] of series) out.push(`${k} ${n}`)
     }

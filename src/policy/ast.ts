@@ -6,7 +6,23 @@ import { DiagnosticBag } from './diagnostics.ts'
 import { SourceFile, spanOf, joinSpans, type Span } from './source.ts'
 
 export type ArgKind =
-  'string' | 'url' | 'date' | 'ip6' | 'ip4' | 'rate' | 'duration' | 'size' | 'number' | 'path' | 'word' | 'star' | 'comma' | 'equals' | 'malformed'
+  | 'string'
+  | 'url'
+  | 'date'
+  | 'ip6'
+  | 'ip4'
+  | 'rate'
+  | 'duration'
+  | 'size'
+  | 'percent'
+  | 'number'
+  | 'path'
+  | 'word'
+  | 'star'
+  | 'comma'
+  | 'equals'
+  | 'not-equals'
+  | 'malformed'
 
 export interface Arg {
   kind: ArgKind
@@ -50,6 +66,7 @@ const kindOfToken: Record<string, ArgKind> = {
   Rate: 'rate',
   Duration: 'duration',
   Size: 'size',
+  Percent: 'percent',
   Number: 'number',
   Path: 'path',
   Malformed: 'malformed',
@@ -57,6 +74,7 @@ const kindOfToken: Record<string, ArgKind> = {
   Star: 'star',
   Comma: 'comma',
   Equals: 'equals',
+  NotEquals: 'not-equals',
 }
 
 export function parseFile(source: SourceFile, bag: DiagnosticBag): ParsedFile {

@@ -64,9 +64,32 @@ export interface RequestContext {
   // A WebSocket upgrade request on a listener that can upgrade it; `upgraded` once it was.
   readonly upgrade: Upgrade | null
   upgraded: boolean
+  // The request's span when tracing is on (src/trace/); null when it is off.
+  trace?: RequestTrace | null
+}
+
+// Tracing, as the request path sees it. With tracing off there is none: the client's
+// traceparent and tracestate then go upstream like any other header.
+export interface RequestTrace {
+  // traceparent (and tracestate) naming the request's span, as `name: value\r\n` lines.
+  readonly headerLines: string
+  // One try at an upstream target (`n` = 0 for the first): its span and the lines that name it.
+  attempt(upstream: string, target: { hostname: string; port: number }, n: number): UpstreamTrace
+  // The request is over (its body delivered): the access log entry says how it went.
+  end(entry: AccessLogEntry): void
+}
+
+export interface UpstreamTrace {
+  readonly headerLines: string
+  answered(status: number): void // the answer's head arrived
+  bodyEnded(failure: string | null): void // its body was delivered, or cut (the failure kind)
+  failed(kind: string, message: string): void // no answer
 }
 
 type Maybe<T> = T | Promise<T>
+// An access or rewrite step ends the request with the GatewayError it returns or throws, or with
+// a Response it throws (an answer of its own, e.g. a script's ctx.respond): header steps of the
+// response stage run on either, body steps on neither.
 export type AccessFn = (ctx: RequestContext) => Maybe<GatewayError | undefined>
 // Sync for header and path edits; a promise only where the body is read (`decrypt request`).
 export type RewriteFn = (ctx: RequestContext) => Maybe<GatewayError | undefined>
@@ -74,6 +97,8 @@ export type TerminalFn = (ctx: RequestContext) => Maybe<Response>
 // A header step of the response stage: edits the answer's headers in place. Header steps run
 // on every answer, gateway errors included.
 export type ResponseFn = (ctx: RequestContext, headers: Headers, status: number) => void
+// A route's answer to a CORS preflight, made before its access stage (src/runtime/cors.ts).
+export type PreflightFn = (ctx: RequestContext) => Response | GatewayError
 // A body step of the response stage: takes the answer and returns the one the client gets
 // (`encrypt response`, `sign response`, `cache response`). Response steps run in source order;
 // body steps only on answers from the terminal (an upstream's, a `respond`) or a lookup, never
@@ -106,6 +131,8 @@ export interface Plan {
   terminal: TerminalFn
   response: ResponseStep[]
   log: LogFn[]
+  // Set on a route with `cors`: its preflights are answered here, never by the stages.
+  preflight?: PreflightFn
 }
 
 export interface CompiledRoute {

@@ -1,7 +1,7 @@
 // The request headers an upstream gets: the client's own, less hop-by-hop, identity and
 // route-protected names, plus the forwarding set the gateway vouches for. Nothing else is
 // added (no Accept, User-Agent or Accept-Encoding of the gateway's own).
-import type { CompiledRoute } from './context.ts'
+import type { CompiledRoute, RequestTrace } from './context.ts'
 import { canonicalName, isHopByHop, isIdentityHeader } from './headers.ts'
 
 export interface ForwardFacts {
@@ -13,7 +13,13 @@ export interface ForwardFacts {
   readonly hostHeader: string
   readonly id: string
   readonly consumer: string | null // the identified app: X-Consumer
+  // Tracing on: the client's traceparent and tracestate are replaced by the gateway's.
+  readonly trace?: RequestTrace | null
+  // Names (canonical) this request sets that the route does not own: the client's are dropped.
+  readonly replaced?: ReadonlySet<string> | null
 }
+
+const TRACE_CONTEXT = new Set(['traceparent', 'tracestate'])
 
 // Set by the gateway from the facts above, whatever the client sent.
 const REWRITTEN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'x-request-id'])
@@ -69,8 +75,11 @@ function keep(route: CompiledRoute, name: string, named: string[] | null, truste
 // The header block as text (`name: value\r\n` lines), straight from the client's headers.
 export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f: ForwardFacts): string {
   const named = connectionNamed(incoming)
+  const traced = f.trace != null
   let out = ''
-  for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out += `${name}: ${value}\r\n`
+  for (const [name, value] of incoming)
+    if (keep(route, name, named, f.trusted) && !(traced && TRACE_CONTEXT.has(name)) && !f.replaced?.has(canonicalName(name)))
+      out += `${name}: ${value}\r\n`
   for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out += `${name}: ${value}\r\n`
   return out + consumerLine(route, f)
 }
@@ -79,7 +88,11 @@ export function forwardedHeaderLines(incoming: Headers, route: CompiledRoute, f:
 export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: ForwardFacts): Headers {
   const named = connectionNamed(incoming)
   const out = new Headers()
-  for (const [name, value] of incoming) if (keep(route, name, named, f.trusted)) out.append(name, value)
+  for (const [name, value] of incoming) if (keep(route, name, named, f.trusted) && !f.replaced?.has(canonicalName(name))) out.append(name, value)
+  if (f.trace != null) {
+    for (const name of TRACE_CONTEXT) out.delete(name)
+    for (const line of f.trace.headerLines.split('\r\n')) if (line) out.set(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2))
+  }
   for (const [name, value] of forwardingValues(incoming, f)) if (!route.protectedHeaders.has(name)) out.set(name, value)
   if (f.consumer !== null && !route.protectedHeaders.has('x-consumer')) out.set('x-consumer', f.consumer)
   return out

@@ -6,6 +6,8 @@ import { normalizePath, splitTarget } from './normalize.ts'
 import { GatewayRequest, type Peer } from './request.ts'
 import { newRequestId } from './request-id.ts'
 import type { Router } from './router.ts'
+import { preflightMethod } from './cors.ts'
+import { failure } from '../log/events.ts'
 
 // What is known of a request that ended before it reached a route's stages.
 export interface EarlyFacts {
@@ -16,9 +18,12 @@ export interface EarlyFacts {
   ip: string
   start: number
   gatewayError: string
+  headers?: Headers // the client's (tracing reads traceparent)
 }
 
 export interface RequestObserver {
+  // A request has its route and context, before its stages (tracing starts its span here).
+  begin?(ctx: RequestContext): void
   done(facts: RequestContext | EarlyFacts, res: Response): Response
 }
 
@@ -64,7 +69,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
 
   function early(req: Request, e: GatewayError, id: string, path: string, rawQuery: string, ip: string, start: number): Promise<Response> {
     return oneAnswer(req, e.toResponse(id), req.body === null ? 'none' : 'unread', id).then((res) =>
-      observer.done({ id, method: req.method, path, rawQuery, ip, start, gatewayError: e.code }, res),
+      observer.done({ id, method: req.method, path, rawQuery, ip, start, gatewayError: e.code, headers: req.headers }, res),
     )
   }
 
@@ -87,7 +92,18 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       const norm = normalizePath(rawPath)
       if (!norm) return await early(req, new GatewayError('bad_request', 'the request path is malformed'), id, rawPath, rawQuery, ip, start)
       const host = hostOnly(hostHeader)
-      const found = router.lookup(method, host, norm.segments)
+      let found = router.lookup(method, host, norm.segments)
+      // A CORS preflight belongs to the route that would serve the method it asks about: a
+      // route with `cors` answers it even when its methods leave OPTIONS out.
+      let preflight = false
+      if (method === 'OPTIONS') {
+        const asked = preflightMethod(req)
+        const target = asked === null ? null : router.lookup(asked, host, norm.segments)
+        if (target?.kind === 'found' && target.route.plan.preflight) {
+          found = target
+          preflight = true
+        } else preflight = asked !== null && found.kind === 'found' && found.route.plan.preflight !== undefined
+      }
       if (found.kind === 'none')
         return await early(req, new GatewayError('no_route', `no route for ${method} ${norm.path}`), id, rawPath, rawQuery, ip, start)
       if (found.kind === 'method') {
@@ -96,6 +112,8 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
       }
 
       const ctx = new GatewayRequest(req, id, start, method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
+      if (observer.begin) observer.begin(ctx)
+      if (preflight) return await answerPreflight(ctx, observer)
       const plan = ctx.route.plan
       let res: Response
       // The stages in STAGES order. The headers the access stage asked for on every answer
@@ -133,9 +151,14 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
           }
         }
       } catch (err) {
-        const e = err instanceof GatewayError ? err : internalError(err, ctx)
-        res = e.toResponse(id)
-        ctx.gatewayError = e.code
+        // A Response thrown by an access or rewrite step is an answer, not an error (a script's
+        // ctx.respond): it goes out like a gateway error does, without being one.
+        if (err instanceof Response) res = err
+        else {
+          const e = err instanceof GatewayError ? err : internalError(err, ctx)
+          res = e.toResponse(id)
+          ctx.gatewayError = e.code
+        }
         if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
         try {
           for (const f of plan.response) if (typeof f === 'function') f(ctx, res.headers, res.status)
@@ -196,7 +219,27 @@ async function drained(req: Request, body: ReadableStream<Uint8Array>): Promise<
   }
 }
 
+// A CORS preflight, answered by the route's `cors` before its access stage (a browser sends no
+// credentials with it) and never proxied; header steps run on it as on any gateway answer.
+async function answerPreflight(ctx: GatewayRequest, observer: RequestObserver): Promise<Response> {
+  const plan = ctx.route.plan
+  let res: Response
+  try {
+    const r = plan.preflight!(ctx)
+    if (r instanceof GatewayError) ctx.gatewayError = r.code
+    res = r instanceof GatewayError ? r.toResponse(ctx.id) : r
+    for (const f of plan.response) if (typeof f === 'function') f(ctx, res.headers, res.status)
+  } catch (err) {
+    const e = err instanceof GatewayError ? err : internalError(err, ctx)
+    ctx.gatewayError = e.code
+    res = e.toResponse(ctx.id)
+  }
+  if (ctx.body === 'unread' || ctx.body === 'abandoned') res = await oneAnswer(ctx.req, res, ctx.body, ctx.id)
+  else res.headers.set('x-request-id', ctx.id)
+  return observer.done(ctx, res)
+}
+
 function internalError(err: unknown, ctx: RequestContext): GatewayError {
-  console.error(`portcullis: request ${ctx.id} on ${ctx.route.id} failed: ${(err as Error)?.stack ?? err}`)
+  failure('request', `request ${ctx.id} on ${ctx.route.id} failed: ${(err as Error)?.stack ?? err}`, { request_id: ctx.id, route: ctx.route.id })
   return new GatewayError('internal_error', 'the gateway failed to handle this request')
 }

@@ -6,6 +6,7 @@ import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
 import { sha256 } from './identity.ts'
 import type { LimitDecision, LimitRule, Store } from '../store/store.ts'
+import { failure } from '../log/events.ts'
 
 export type Calendar = 'hour' | 'day' | 'month'
 export type KeyPart = { kind: 'app' | 'ip' | 'route' | 'user' } | { kind: 'header'; name: string } | { kind: 'jwt'; claim: string }
@@ -195,8 +196,9 @@ export class LimitGroup {
     ctx.limit = { result: policy === 'allow' ? 'store_failure_allowed' : 'store_failure_denied', tier: applied.tier }
     if (now - this.lastFailureLog > 10_000) {
       this.lastFailureLog = now
-      console.error(
-        `portcullis: rate limits of ${this.routeId}: the store failed (${(err as Error).message}); requests are ${policy === 'allow' ? 'admitted' : 'refused'} until it answers`,
+      failure(
+        'store',
+        `rate limits of ${this.routeId}: the store failed (${(err as Error).message}); requests are ${policy === 'allow' ? 'admitted' : 'refused'} until it answers`,
       )
     }
     return policy === 'allow' ? undefined : new GatewayError('store_unavailable', 'the gateway cannot check its rate limits now')

@@ -89,6 +89,8 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
     if (ctx !== null) {
       const fns = ctx.route.plan.log
       for (let i = 0; i < fns.length; i++) fns[i]!(ctx, entry)
+      // Tracing on: the request's span ends with what the log says (and the log gets trace_id).
+      if (ctx.trace) ctx.trace.end(entry)
     }
     log.write(entry)
     // Read back from the entry, as a `log` stage function may have changed them.

@@ -3,6 +3,7 @@
 import type { CompiledRoute, Stage } from './context.ts'
 import type { Inflight, Peer } from './handle.ts'
 import type { AppDirectory } from './identity.ts'
+import type { UpstreamPool } from './upstream.ts'
 
 export interface RouteRow {
   method: string
@@ -11,6 +12,12 @@ export interface RouteRow {
   location: string
   stages: Record<Stage, string[]>
   terminal: string
+}
+
+export interface ProgramParts {
+  routes: ReadonlyMap<string, string>
+  upstreams: ReadonlyMap<string, string>
+  apps: ReadonlyMap<string, string>
 }
 
 export class Program {
@@ -24,6 +31,12 @@ export class Program {
     readonly apps: AppDirectory,
     // The tiers the policies declare (a store app may only name one of these).
     readonly tiers: ReadonlySet<string> = new Set(),
+    // Fingerprints of the program's parts by name, for reload reports (compile/summary.ts).
+    readonly summary: ProgramParts = { routes: new Map(), upstreams: new Map(), apps: new Map() },
+    // The named upstreams' pools (their targets' health and counts feed /metrics).
+    readonly pools: readonly UpstreamPool[] = [],
+    // Files the program is made from besides the policies (scripts and what they import).
+    readonly files: readonly string[] = [],
   ) {}
 
   get inflight(): number {

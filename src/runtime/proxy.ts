@@ -102,11 +102,15 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
   if (body instanceof ReadableStream && retry) body = await keepForRetry(body, Math.min(limit, RETRY_BODY_CAP), limit, ctx)
   if (body) ctx.body = 'forwarding'
   const again = retry !== null && !(body instanceof ReadableStream)
-  const headerLines = ctx.upstreamHeaderLines()
+  // A body the gateway read whole may have been replaced (`decrypt request`): it goes with its
+  // own Content-Length, never the client's.
+  const own = body !== null && body === ctx.bufferedBody && body.byteLength !== length
+  const headerLines = own ? withoutContentLength(ctx.upstreamHeaderLines()) : ctx.upstreamHeaderLines()
   const replayable = IDEMPOTENT.has(method) || req.headers.has('idempotency-key')
   const started = performance.now()
   const deadline = started + (retry?.withinMs ?? timeouts.headersMs)
   const tried = again ? new Set<Target>() : undefined
+  const trace = ctx.trace ?? null
   for (let attempt = 0; ; attempt++) {
     const target = pool.next(tried)
     tried?.add(target)
@@ -115,21 +119,26 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
     const left = deadline - performance.now()
     const tryTimeouts = again ? { ...timeouts, headersMs: Math.max(1, Math.min(timeouts.headersMs, left)) } : timeouts
     target.state.active++
+    target.state.attempts++
+    if (attempt > 0) target.state.retries++
     let failure: UpstreamFailure
+    // Tracing on: each try has its span, named in the traceparent this try sends.
+    const span = trace === null ? null : trace.attempt(pool.name, target.conn, attempt)
     try {
       const result = await exchange({
         origin: target.conn,
         method,
         target: upstreamTarget(target, ctx),
-        headerLines,
+        headerLines: span === null ? headerLines : headerLines + span.headerLines,
         body,
-        length,
+        length: own ? null : length,
         bodyLimit: limit,
         replayable,
         timeouts: tryTimeouts,
         answerHeader: ['x-request-id', ctx.id],
         onBodyEnd(bytesOut, failed, bytesIn) {
           target.state.active--
+          span?.bodyEnded(failed)
           ctx.bytesOut = bytesOut
           ctx.bytesIn = bytesIn
           if (failed === 'timeout') ctx.gatewayError = 'upstream_timeout'
@@ -141,6 +150,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
         },
       })
       const res = result.response
+      span?.answered(res.status)
       ctx.idSent = true
       if (!result.ended()) ctx.bodyPending = true
       ctx.upstreamMs = performance.now() - started
@@ -148,6 +158,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
       ctx.bytesIn = result.bytesIn()
       if (result.bodyAbandoned()) ctx.body = 'abandoned'
       const failedStatus = FAILED_STATUS.has(res.status)
+      if (failedStatus) target.state.failures++
       pool.report(target, failedStatus)
       if (!last && retry!.on.statuses.includes(res.status) && (await backoff(attempt, deadline))) {
         ctx.bodyPending = false
@@ -159,12 +170,22 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
       target.state.active--
       if (!(err instanceof UpstreamFailure)) throw err
       failure = err
+      span?.failed(failure.kind, failure.message)
     }
     ctx.upstreamMs = performance.now() - started
-    if (!NOT_REPORTED.has(failure.kind)) pool.report(target, true)
+    if (!NOT_REPORTED.has(failure.kind)) {
+      target.state.failures++
+      pool.report(target, true)
+    }
     if (!last && retriable(failure, retry!.on) && (await backoff(attempt, deadline))) continue
     throw failureError(failure, ctx, pool, tryTimeouts)
   }
+}
+
+const CONTENT_LENGTH_LINE = /(^|\n)content-length:[^\r\n]*\r\n/i
+
+function withoutContentLength(lines: string): string {
+  return lines.replace(CONTENT_LENGTH_LINE, '$1')
 }
 
 // Full jitter (AWS): a random wait up to an exponentially growing cap; false when the wait

@@ -1,6 +1,6 @@
 // The request context as a class: one shape for every request. The upstream's headers are
 // written once as text when the request is sent; directives only record their edits.
-import type { CompiledRoute, RequestContext } from './context.ts'
+import type { CompiledRoute, RequestContext, RequestTrace } from './context.ts'
 import type { Upgrade } from './websocket.ts'
 import { forwardedHeaderLines, forwardedHeaders, type ForwardFacts } from './forward.ts'
 import { canonicalName } from './headers.ts'
@@ -52,8 +52,12 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   readonly upgrade: Upgrade | null
   readonly clientCert: ClientCert | null
   upgraded = false
+  trace: RequestTrace | null = null
   // Set by the rewrite stage, by canonical name: [name as written, value or null for none].
   private sets: Map<string, [string, string | null]> | null = null
+  // Canonical names set here that no directive of the route declares (a script's): the
+  // client's values under them are dropped for this request (forward.ts).
+  replaced: Set<string> | null = null
 
   constructor(
     readonly req: Request,
@@ -121,7 +125,9 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   }
 
   setUpstreamHeader(name: string, value: string | null): void {
-    ;(this.sets ??= new Map()).set(canonicalName(name), [name.toLowerCase(), value])
+    const canonical = canonicalName(name)
+    ;(this.sets ??= new Map()).set(canonical, [name.toLowerCase(), value])
+    if (!this.route.protectedHeaders.has(canonical)) (this.replaced ??= new Set()).add(canonical)
   }
 }
 

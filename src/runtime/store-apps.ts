@@ -4,6 +4,7 @@
 // not be read, the copy may be stale: lookups of store apps then answer 'unavailable'.
 import type { Store } from '../store/store.ts'
 import { AppIndex, appFromStored, type App, type AppDirectory, type Lookup } from './identity.ts'
+import { failure, warn } from '../log/events.ts'
 
 export class StoreApps {
   private index = new AppIndex([])
@@ -36,14 +37,14 @@ export class StoreApps {
           try {
             apps.push(appFromStored(r))
           } catch (err) {
-            console.error(`portcullis: store app '${r.name}' cannot be used: ${(err as Error).message}`)
+            warn('apps', `store app '${r.name}' cannot be used: ${(err as Error).message}`, { app: r.name })
           }
         }
         this.index = new AppIndex(apps)
         this.fresh = true
       } catch (err) {
         this.fresh = false
-        console.error(`portcullis: cannot read the store's apps: ${(err as Error).message}`)
+        failure('store', `cannot read the store's apps: ${(err as Error).message}`)
       } finally {
         this.loading = null
       }
@@ -59,7 +60,7 @@ export class StoreApps {
         try {
           apps.push(appFromStored(r))
         } catch (err) {
-          console.error(`portcullis: store app '${name}' cannot be used: ${(err as Error).message}`)
+          warn('apps', `store app '${name}' cannot be used: ${(err as Error).message}`, { app: name })
         }
       }
       this.index = new AppIndex(apps)

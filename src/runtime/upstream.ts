@@ -3,12 +3,18 @@
 // the program, keyed by upstream and target, so a reload keeps what was learnt.
 import { originOf, UpstreamFailure, type Origin, type Timeouts } from './client/client.ts'
 import { exchange } from './client/socket-client.ts'
+import { event, warn } from '../log/events.ts'
 
 export interface TargetState {
   up: boolean // the active checks' verdict
   fails: number // consecutive passive failures
   ejectedUntil: number // performance.now() until which passive failures keep it out
   active: number // requests waiting for this target's answer, for least-conn
+  // Counted for /metrics: tries sent here, those that failed (no answer, or 502/503/504),
+  // and those that were retries of a request another try failed.
+  attempts: number
+  failures: number
+  retries: number
 }
 
 export interface Target {
@@ -53,6 +59,7 @@ export interface UpstreamSpec {
 
 export interface UpstreamPool {
   readonly name: string
+  readonly targets: readonly Target[]
   readonly timeouts: Timeouts
   readonly retry: RetryPolicy | null
   readonly retryUnsafe: boolean
@@ -72,7 +79,7 @@ const states = new Map<string, TargetState>()
 function stateOf(upstream: string, key: string): TargetState {
   const id = `${upstream} ${key}`
   let s = states.get(id)
-  if (!s) states.set(id, (s = { up: true, fails: 0, ejectedUntil: 0, active: 0 }))
+  if (!s) states.set(id, (s = { up: true, fails: 0, ejectedUntil: 0, active: 0, attempts: 0, failures: 0, retries: 0 }))
   return s
 }
 
@@ -82,7 +89,7 @@ function targetOf(upstream: string, url: URL, weight = 1): Target {
   return { origin: conn.key, conn, basePath, weight, state: stateOf(upstream, `${conn.key}${basePath}`) }
 }
 
-const available = (t: Target, now: number) => t.state.up && t.state.ejectedUntil <= now
+export const available = (t: Target, now: number) => t.state.up && t.state.ejectedUntil <= now
 
 type Pick = (candidates: readonly Target[]) => Target
 
@@ -150,17 +157,25 @@ function startHealthChecks(name: string, targets: readonly Target[], check: Heal
         if (s.ejectedUntil > performance.now()) {
           s.ejectedUntil = 0
           s.fails = 0
-          console.error(`portcullis: upstream ${name}: ${t.origin} passed a health check; back in the rotation`)
+          event('health', `upstream ${name}: ${t.origin} passed a health check; back in the rotation`, {
+            upstream: name,
+            target: t.origin,
+            healthy: true,
+          })
         }
         if (!s.up && ++passes >= check.passes) {
           s.up = true
-          console.error(`portcullis: upstream ${name}: ${t.origin} is healthy again`)
+          event('health', `upstream ${name}: ${t.origin} is healthy again`, { upstream: name, target: t.origin, healthy: true })
         }
       } else {
         passes = 0
         if (s.up && ++fails >= check.fails) {
           s.up = false
-          console.error(`portcullis: upstream ${name}: ${t.origin} failed ${fails} health checks; out of the rotation`)
+          warn('health', `upstream ${name}: ${t.origin} failed ${fails} health checks; out of the rotation`, {
+            upstream: name,
+            target: t.origin,
+            healthy: false,
+          })
         }
       }
     }
@@ -182,6 +197,7 @@ export function createPool(spec: UpstreamSpec): UpstreamPool {
   let panicking = false
   return {
     name: spec.name,
+    targets,
     timeouts: spec.timeouts,
     retry: spec.retry,
     retryUnsafe: spec.retryUnsafe,
@@ -190,7 +206,8 @@ export function createPool(spec: UpstreamSpec): UpstreamPool {
       const now = performance.now()
       let candidates: readonly Target[] = targets.filter((t) => available(t, now))
       if (candidates.length === 0) {
-        if (!panicking) console.error(`portcullis: upstream ${spec.name}: no target is healthy; trying them all (panic mode)`)
+        if (!panicking)
+          warn('health', `upstream ${spec.name}: no target is healthy; trying them all (panic mode)`, { upstream: spec.name, panic: true })
         panicking = true
         candidates = targets
       } else panicking = false
@@ -206,9 +223,11 @@ export function createPool(spec: UpstreamSpec): UpstreamPool {
       }
       if (++s.fails >= passive.fails && s.ejectedUntil <= performance.now()) {
         s.ejectedUntil = performance.now() + passive.cooldownMs
-        console.error(
-          `portcullis: upstream ${spec.name}: ${t.origin} failed ${s.fails} tries in a row; out of the rotation for ${passive.cooldownMs / 1000}s`,
-        )
+        warn('health', `upstream ${spec.name}: ${t.origin} failed ${s.fails} tries in a row; out of the rotation for ${passive.cooldownMs / 1000}s`, {
+          upstream: spec.name,
+          target: t.origin,
+          healthy: false,
+        })
       }
     },
     dispose: stopChecks,

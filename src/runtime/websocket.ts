@@ -98,11 +98,16 @@ export async function proxyWebSocket(ctx: RequestContext, pool: UpstreamPool, ti
   }
   pool.report(target, false)
   const link = new WebSocketLink(upstream)
-  if (!upgrade(link, upstream.protocol ? [['sec-websocket-protocol', upstream.protocol]] : [])) {
+  // The handshake answer is written at once: the request id and the access stage's headers
+  // (RateLimit, Deprecation) go with it; response directives cannot reach a 101.
+  const answer: [string, string][] = [['x-request-id', ctx.id], ...(ctx.responseHeaders ?? [])]
+  if (upstream.protocol) answer.push(['sec-websocket-protocol', upstream.protocol])
+  if (!upgrade(link, answer)) {
     upstream.close(1011, 'client upgrade failed')
     throw new GatewayError('bad_request', 'the WebSocket upgrade request is malformed')
   }
   ctx.upgraded = true
+  ctx.idSent = true
   ctx.upstreamStatus = 101
   return new Response(null)
 }

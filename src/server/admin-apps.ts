@@ -10,6 +10,7 @@ import { storeAppsOf } from '../runtime/store-apps.ts'
 import { APP_NAME, AppInput, toStoredApp, type StoredApp } from '../store/app-record.ts'
 import { StoreUnavailable } from '../store/store.ts'
 import type { Gateway } from './gateway.ts'
+import { event } from '../log/events.ts'
 
 export const MAX_APP_BODY = 64 * 1024
 
@@ -203,7 +204,7 @@ async function put(gw: Gateway, name: string, req: Request): Promise<Answer> {
     return storeError(err)
   }
   await settle(gw)
-  console.error(`portcullis: admin API: store app '${name}' ${created ? 'added' : 'replaced'}`)
+  event('apps', `admin API: store app '${name}' ${created ? 'added' : 'replaced'}`, { app: name, change: created ? 'added' : 'replaced' })
   return Response.json(describeApp(app), { status: created ? 201 : 200, headers: created ? { location: `/apps/${name}` } : {} })
 }
 
@@ -220,7 +221,7 @@ async function remove(gw: Gateway, name: string): Promise<Answer> {
     return new GatewayError('no_route', `no store app '${name}'`)
   }
   await settle(gw)
-  console.error(`portcullis: admin API: store app '${name}' revoked`)
+  event('apps', `admin API: store app '${name}' revoked`, { app: name, change: 'revoked' })
   return new Response(null, { status: 204 })
 }
 

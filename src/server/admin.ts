@@ -5,6 +5,7 @@ import { GatewayError } from '../runtime/gateway-error.ts'
 import { newRequestId } from '../runtime/request-id.ts'
 import { appCalls } from './admin-apps.ts'
 import type { Gateway } from './gateway.ts'
+import { sinkTrouble } from '../log/sinks/metrics.ts'
 
 const json = (body: unknown, status = 200) => Response.json(body, { status })
 
@@ -25,7 +26,13 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
     'GET /readyz': async () => {
       try {
         await gw.settings.store.ping()
-        return json({ status: 'ready', version: gw.program.version, store: gw.settings.store.kind })
+        const sinks = sinkTrouble(gw.settings.sinks?.statuses() ?? [])
+        if (sinks) return json({ status: 'not ready', reason: sinks }, 503)
+        // Still ready after a rejected reload (the last good program serves), but it says so.
+        const rejected = gw.rejected && {
+          rejected_reload: { since: gw.rejected.since, reason: gw.rejected.reason, diagnostics: gw.rejected.diagnostics },
+        }
+        return json({ status: 'ready', version: gw.program.version, store: gw.settings.store.kind, ...rejected })
       } catch (err) {
         return json({ status: 'not ready', reason: `store (${gw.settings.store.kind}) does not answer: ${(err as Error).message}` }, 503)
       }
@@ -37,7 +44,7 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
       if (denied) return denied.toResponse(newRequestId())
       const result = await gw.reload('admin API')
       if (result.diagnostics) return json({ diagnostics: result.diagnostics.map(diagnosticJson) }, 422)
-      return json({ version: result.program.version })
+      return json({ version: result.program.version, changes: gw.lastChanges })
     },
   }
   return Bun.serve({

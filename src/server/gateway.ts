@@ -1,17 +1,22 @@
 // The serving process: listeners, the current Program, reload (build aside → swap → dispose).
 import { watch, type FSWatcher, readFileSync } from 'node:fs'
+import { basename, dirname, resolve, sep } from 'node:path'
 import { buildProgram, type BuildResult } from '../compile/build-program.ts'
 import type { AccessLog } from '../log/access-log.ts'
 import { Metrics } from '../metrics/metrics.ts'
-import { renderDiagnostics } from '../policy/diagnostics.ts'
+import { diagnosticJson, renderDiagnostics } from '../policy/diagnostics.ts'
+import { describeChanges, programChanges, type ReloadChanges } from '../runtime/program-changes.ts'
+import { event, failure, warn } from '../log/events.ts'
 import type { RequestObserver } from '../runtime/handle.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { websocketHandlers, type Upgrade, type WebSocketLink } from '../runtime/websocket.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Program } from '../runtime/program.ts'
+import { available, type Target } from '../runtime/upstream.ts'
 import type { Peer } from '../runtime/request.ts'
 import { listenWithClientCerts } from './client-cert.ts'
 import type { Store } from '../store/store.ts'
+import type { SinkManager } from '../log/sinks/manager.ts'
 import type { Server } from 'bun'
 
 export interface GatewaySettings {
@@ -29,6 +34,7 @@ export interface GatewaySettings {
   log: AccessLog
   metrics: Metrics
   store: Store
+  sinks?: SinkManager // `log to` sinks: they outlive programs, closed (spooled) at stop
   // With --workers: tell the serving processes to reload, and add up their metrics.
   afterReload?: () => void
   workerMetrics?: (into: Metrics) => void
@@ -40,6 +46,8 @@ export class Gateway {
   private current: Program
   private servers: Pick<Server<WebSocketLink>, 'url' | 'stop'>[] = []
   private watcher: FSWatcher | null = null
+  // Directories of files the program uses outside the policy directory (scripts, their imports).
+  private outside = new Map<string, { watcher: FSWatcher; names: Set<string> }>()
   private debounce: ReturnType<typeof setTimeout> | null = null
   private stopping = false
   readonly startedAt = Date.now()
@@ -49,6 +57,44 @@ export class Gateway {
     first: Program,
   ) {
     this.current = first
+    // The serving processes report their upstreams (the --workers primary sends nothing upstream).
+    if (settings.healthChecks !== false) this.collectUpstreamMetrics()
+  }
+
+  private collectUpstreamMetrics(): void {
+    const m = this.settings.metrics
+    const each = (value: (t: Target) => number) => () =>
+      this.current.pools.flatMap((p) => p.targets.map((t) => ({ labels: { upstream: p.name, target: `${t.origin}${t.basePath}` }, value: value(t) })))
+    m.collect(
+      'gateway_upstream_target_healthy',
+      'gauge',
+      '1 while a target is in the rotation (health checks pass, not ejected by failed tries), else 0.',
+      each((t) => (available(t, performance.now()) ? 1 : 0)),
+    )
+    m.collect(
+      'gateway_upstream_active_requests',
+      'gauge',
+      'Requests waiting for a target to answer.',
+      each((t) => t.state.active),
+    )
+    m.collect(
+      'gateway_upstream_attempts_total',
+      'counter',
+      'Tries sent to a target, retries included.',
+      each((t) => t.state.attempts),
+    )
+    m.collect(
+      'gateway_upstream_failures_total',
+      'counter',
+      'Tries that got no answer, or a 502, 503 or 504.',
+      each((t) => t.state.failures),
+    )
+    m.collect(
+      'gateway_upstream_retries_total',
+      'counter',
+      'Tries that retried a request on this target after another try failed.',
+      each((t) => t.state.retries),
+    )
   }
 
   get program(): Program {
@@ -62,10 +108,15 @@ export class Gateway {
       healthChecks: this.settings.healthChecks,
       store: this.settings.store,
       perWorkerStore: this.settings.perWorkerStore,
+      sinks: this.settings.sinks,
     })
   }
 
   private reloads: Promise<unknown> = Promise.resolve()
+  // The reload that failed most recently, while the files stay broken (cleared by a good one).
+  rejected: { since: string; reason: string; diagnostics: object[] } | null = null
+  // What the last applied reload changed.
+  lastChanges: ReloadChanges | null = null
 
   // Builds aside; swaps only when the new program is clean. The old one finishes its requests.
   // Reloads run one after another, each reading the files as they are when it starts.
@@ -80,22 +131,44 @@ export class Gateway {
     try {
       result = await this.build()
     } catch (err) {
-      console.error(`portcullis: reload (${reason}) failed: ${(err as Error).message}; still serving version ${this.current.version}`)
-      this.settings.metrics.inc('gateway_reload_failures_total')
-      return { diagnostics: [{ code: 'load-failed', message: (err as Error).message, notes: [] }] }
+      const message = (err as Error).message
+      failure('reload', `reload (${reason}) failed: ${message}; still serving version ${this.current.version}`, {
+        reason,
+        version: this.current.version,
+      })
+      this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'failed' })
+      const diagnostics = [{ code: 'load-failed', message, notes: [] }]
+      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [] }
+      this.rejected.diagnostics = diagnostics.map((d) => ({ message: d.message }))
+      return { diagnostics }
     }
     if (result.diagnostics) {
-      console.error(
-        `portcullis: reload (${reason}) rejected; still serving version ${this.current.version}\n${renderDiagnostics(result.diagnostics)}`,
-      )
-      this.settings.metrics.inc('gateway_reload_failures_total')
+      const rendered = renderDiagnostics(result.diagnostics)
+      warn('reload', `reload (${reason}) rejected; still serving version ${this.current.version}\n${rendered}`, {
+        reason,
+        version: this.current.version,
+        diagnostics: result.diagnostics.map(diagnosticJson),
+      })
+      this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'rejected' })
+      // Since the first rejection of a series: the files have been broken since then.
+      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [] }
+      this.rejected.diagnostics = result.diagnostics.map(diagnosticJson)
       return result
     }
     const old = this.current
     this.current = result.program
-    this.settings.metrics.inc('gateway_reloads_total')
+    this.rejected = null
+    this.watchOutside()
+    const changes = programChanges(old.summary, result.program.summary)
+    this.lastChanges = changes
+    this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'applied' })
     this.settings.afterReload?.()
-    console.error(`portcullis: reloaded (${reason}): version ${result.program.version}, ${result.program.routes.length} routes`)
+    event('reload', `reloaded (${reason}): version ${result.program.version}, ${result.program.routes.length} routes; ${describeChanges(changes)}`, {
+      reason,
+      version: result.program.version,
+      routes: result.program.routes.length,
+      changes,
+    })
     void old.dispose()
     return result
   }
@@ -136,7 +209,7 @@ export class Gateway {
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       websocket: websocketHandlers,
       error: (err: Error) => {
-        console.error(`portcullis: ${err.stack ?? err}`)
+        failure('request', `${err.stack ?? err}`)
         return new GatewayError('internal_error', 'the gateway failed to handle this request').toResponse(crypto.randomUUID())
       },
     }
@@ -184,10 +257,45 @@ export class Gateway {
 
   watchPolicies(): void {
     if (!this.settings.watch) return
-    this.watcher = watch(this.settings.policies, { recursive: true }, () => {
-      if (this.debounce) clearTimeout(this.debounce)
-      this.debounce = setTimeout(() => void this.reload('files changed'), 150)
-    })
+    this.watcher = watch(this.settings.policies, { recursive: true }, () => this.filesChanged())
+    this.watchOutside()
+  }
+
+  private filesChanged(): void {
+    if (this.debounce) clearTimeout(this.debounce)
+    this.debounce = setTimeout(() => void this.reload('files changed'), 150)
+  }
+
+  // Files the program is made from outside the policy directory (a script's, or a module it
+  // imports): their directories are watched, for those names (an editor may replace a file
+  // rather than write it). Set again by each program that is applied.
+  private watchOutside(): void {
+    if (!this.watcher) return
+    const root = resolve(this.settings.policies) + sep
+    const wanted = new Map<string, Set<string>>()
+    for (const f of this.current.files) {
+      if (f.startsWith(root)) continue
+      const names = wanted.get(dirname(f)) ?? new Set<string>()
+      wanted.set(dirname(f), names.add(basename(f)))
+    }
+    for (const [dir, w] of this.outside)
+      if (!wanted.has(dir)) {
+        w.watcher.close()
+        this.outside.delete(dir)
+      }
+    for (const [dir, names] of wanted) {
+      const have = this.outside.get(dir)
+      if (have) {
+        have.names = names
+        continue
+      }
+      try {
+        const entry = { names, watcher: watch(dir, (_e, name) => (name === null || entry.names.has(String(name)) ? this.filesChanged() : undefined)) }
+        this.outside.set(dir, entry)
+      } catch (err) {
+        warn('watch', `cannot watch ${dir} for changes: ${(err as Error).message}`)
+      }
+    }
   }
 
   // Stop accepting, let in-flight requests finish, flush the log.
@@ -195,16 +303,18 @@ export class Gateway {
     if (this.stopping) return
     this.stopping = true
     this.watcher?.close()
+    for (const w of this.outside.values()) w.watcher.close()
     if (this.debounce) clearTimeout(this.debounce)
     // Requests in flight get DRAIN_MS to finish; a response that never ends (an event stream) is then cut.
     const drained = Promise.all(this.servers.map((s) => s.stop(false)))
     const timer = setTimeout(() => {
-      console.error(`portcullis: requests still open after ${DRAIN_MS / 1000}s; closing them`)
+      warn('stop', `requests still open after ${DRAIN_MS / 1000}s; closing them`)
       for (const s of this.servers) void s.stop(true)
     }, DRAIN_MS)
     await drained
     clearTimeout(timer)
     await Promise.race([this.current.dispose(), Bun.sleep(100)])
+    await this.settings.sinks?.close()
     await this.settings.log.flush()
     await this.settings.store.close()
   }

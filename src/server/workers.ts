@@ -2,6 +2,7 @@
 // supervises them, runs the admin API and the file watcher, and tells them to reload.
 import type { Subprocess } from 'bun'
 import type { Metrics, MetricsSnapshot } from '../metrics/metrics.ts'
+import { event, warn } from '../log/events.ts'
 
 export const WORKER_ENV = 'PORTCULLIS_WORKER'
 
@@ -89,11 +90,14 @@ export class WorkerPool {
         if (!this.started) return this.allReady.reject(new Error(`worker ${child.pid} ${how} during start-up`))
         const ranMs = Date.now() - slot.startedAt
         const delay = slot.backoff.delayAfter(ranMs)
-        console.error(`portcullis: worker ${child.pid} ${how} after ${seconds(ranMs)}; restarting it in ${seconds(delay)}`)
+        warn('worker', `worker ${child.pid} ${how} after ${seconds(ranMs)}; restarting it in ${seconds(delay)}`, {
+          pid: child.pid,
+          restart_in_ms: delay,
+        })
         slot.restart = setTimeout(() => this.spawn(slot), delay)
       },
     })
-    console.error(`portcullis: started worker ${slot.proc.pid}`)
+    event('worker', `started worker ${slot.proc.pid}`, { pid: slot.proc.pid })
   }
 
   private get live(): Subprocess[] {

@@ -39,7 +39,7 @@ describe('import rule', () => {
     expect(offenders).toEqual([])
   })
 
-  test.each(['src/runtime', 'src/store'])('%s never imports grammar/, policy/ or check/', (dir) => {
+  test.each(['src/runtime', 'src/store', 'src/script'])('%s never imports grammar/, policy/ or check/', (dir) => {
     const offenders = filesUnder(dir, '.ts').flatMap((f) =>
       importsOf(f)
         .filter((i) => /(^|\/)(grammar|policy|check)\//.test(i) || i === 'chevrotain')
@@ -52,6 +52,31 @@ describe('import rule', () => {
     const offenders = [...filesUnder('src/server', '.ts'), ...filesUnder('src/cli', '.ts')].flatMap((f) =>
       importsOf(f)
         .filter((i) => /(^|\/)(grammar|check)\/|compile\/(?!build-program)/.test(i))
+        .map((i) => `${f} imports ${i}`),
+    )
+    expect(offenders).toEqual([])
+  })
+
+  // Tracing off loads no OpenTelemetry code: only src/trace/ imports it; others import only its
+  // options (the CLI loads src/trace/tracing.ts on demand); the request path knows tracing by
+  // an interface of its own (RequestTrace in runtime/context.ts).
+  test('OpenTelemetry stays in src/trace/, which the request path never imports', () => {
+    const offenders = filesUnder('src', '.ts')
+      .filter((f) => !f.startsWith('src/trace/'))
+      .flatMap((f) =>
+        importsOf(f)
+          .filter(
+            (i) => i.startsWith('@opentelemetry/') || (/(^|\/)trace\//.test(i) && (f.startsWith('src/runtime/') || !i.endsWith('trace/options.ts'))),
+          )
+          .map((i) => `${f} imports ${i}`),
+      )
+    expect(offenders).toEqual([])
+  })
+
+  test('src/trace never imports the front end, the server or the CLI', () => {
+    const offenders = filesUnder('src/trace', '.ts').flatMap((f) =>
+      importsOf(f)
+        .filter((i) => /(^|\/)(grammar|policy|check|compile|directives|server|cli)\//.test(i))
         .map((i) => `${f} imports ${i}`),
     )
     expect(offenders).toEqual([])

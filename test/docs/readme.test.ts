@@ -1,7 +1,7 @@
 // The README's tour must stay true: every ```policy block is a program that checks clean,
 // and the directive table is the one the registry generates.
 import { expect, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
+import { cpSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { directiveTable } from '../../src/cli/directive-table.ts'
 import { buildProgram, renderDiagnostics } from '../../src/index.ts'
@@ -16,6 +16,8 @@ test('the tour has runnable examples', () => {
 
 test.each(blocks.map((b, i) => [i + 1, b] as const))('tour example %d checks clean', async (_n, text) => {
   const dir = policyDir({ 'tour.policy': text })
+  // The scripts an example names are the example policies' own (policies/scripts/).
+  if (text.includes('"scripts/')) cpSync(join(ROOT, 'policies/scripts'), join(dir, 'scripts'), { recursive: true })
   try {
     // A reader sets the variables an example reads: give each `env NAME` a value.
     const env = Object.fromEntries([...text.matchAll(/\benv ([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => [m[1]!, `example-${m[1]}`]))

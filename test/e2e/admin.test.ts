@@ -158,25 +158,31 @@ describe('POST /reload', () => {
 
   test('200 {"version":N} with the token; the new program serves and gateway_reloads_total moves', async () => {
     const metrics0 = await (await gw.admin('/metrics')).text()
-    const reloads0 = series(metrics0, 'gateway_reloads_total')!
+    const reloads0 = series(metrics0, 'gateway_reloads_total{result="applied"}') ?? 0
     expect(reloads0).toBeGreaterThanOrEqual(0)
     const v0 = ((await (await gw.admin('/routes')).json()) as { version: number }).version
     writeFileSync(join(dir, 'main.policy'), program('hello 2'))
     const res = await post('/reload', ADMIN_TOKEN)
     expect(res.status).toBe(200)
-    const body = (await res.json()) as { version: number }
-    expect(Object.keys(body)).toEqual(['version'])
+    const body = (await res.json()) as { version: number; changes: Record<string, Record<string, string[]>> }
+    expect(Object.keys(body)).toEqual(['version', 'changes'])
+    // What the reload changed: the route's directives, nothing else.
+    expect(body.changes).toEqual({
+      routes: { added: [], removed: [], changed: ['GET,HEAD /hello'] },
+      upstreams: { added: [], removed: [], changed: [] },
+      apps: { added: [], removed: [], changed: [] },
+    })
     expect(body.version).toBeGreaterThan(v0)
     expect(await (await gw.fetch('/hello')).text()).toBe('hello 2')
     expect(((await (await gw.admin('/routes')).json()) as { version: number }).version).toBe(body.version)
     const metrics1 = await (await gw.admin('/metrics')).text()
-    expect(series(metrics1, 'gateway_reloads_total')).toBe(reloads0 + 1)
+    expect(series(metrics1, 'gateway_reloads_total{result="applied"}')).toBe(reloads0 + 1)
   })
 
   test('422 with diagnostics for a broken program, and the old program keeps serving', async () => {
     const good = await (await gw.fetch('/hello')).text()
     const v0 = ((await (await gw.admin('/routes')).json()) as { version: number }).version
-    const failures0 = series(await (await gw.admin('/metrics')).text(), 'gateway_reload_failures_total')!
+    const failures0 = series(await (await gw.admin('/metrics')).text(), 'gateway_reloads_total{result="rejected"}') ?? 0
     writeFileSync(join(dir, 'main.policy'), `upstream api { target ${up.url} }\nmatch GET /hello {\n  proxy nowhere\n}\n`)
     try {
       const res = await post('/reload', ADMIN_TOKEN)
@@ -188,7 +194,7 @@ describe('POST /reload', () => {
       expect(await (await gw.fetch('/hello')).text()).toBe(good)
       expect((await gw.fetch('/api/1')).status).toBe(200)
       expect(((await (await gw.admin('/routes')).json()) as { version: number }).version).toBe(v0)
-      expect(series(await (await gw.admin('/metrics')).text(), 'gateway_reload_failures_total')).toBe(failures0 + 1)
+      expect(series(await (await gw.admin('/metrics')).text(), 'gateway_reloads_total{result="rejected"}')).toBe(failures0 + 1)
       await gw.waitFor('stderr', /main\.policy:3:9: error: unknown upstream 'nowhere'/)
     } finally {
       writeFileSync(join(dir, 'main.policy'), program(good))
@@ -251,7 +257,7 @@ describe('admin errors and binding', () => {
         err += new TextDecoder().decode(value)
       }
       reader.releaseLock()
-      const adminUrl = /admin API on (http:\/\/\S+)/.exec(err)?.[1]
+      const adminUrl = /admin API on (http:\/\/[^\s"]+)/.exec(err)?.[1]
       expect(adminUrl).toBeDefined()
       const attempts: Record<string, string>[] = [{}, { authorization: `Bearer ${ADMIN_TOKEN}` }, { authorization: 'Bearer ' }]
       for (const auth of attempts) {

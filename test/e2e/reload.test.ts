@@ -195,8 +195,8 @@ describe('hot reload', () => {
     await gw.waitFor('stderr', /reloaded \(files changed\)/, 1_500)
     expect(await bodyOf(gw, '/a')).toBe('200 good2')
     const metrics = await (await gw.admin('/metrics')).text()
-    expect(metrics).toMatch(/^gateway_reload_failures_total 2$/m)
-    expect(metrics).toMatch(/^gateway_reloads_total 1$/m)
+    expect(metrics).toMatch(/^gateway_reloads_total\{result="rejected"\} 2$/m)
+    expect(metrics).toMatch(/^gateway_reloads_total\{result="applied"\} 1$/m)
   })
 
   test('a request in flight during a reload finishes on the program it started with', async () => {

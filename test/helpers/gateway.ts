@@ -147,7 +147,7 @@ export async function startGateway(dir: string, args: string[] = [], env: Record
   ])
   const url = /listening on (http:\/\/\S+)/.exec(ready)![1]!
   const adminLine = await waitFor(stderr, /admin API on http:\/\//, 5_000, dump)
-  const adminUrl = /admin API on (http:\/\/\S+)/.exec(adminLine)![1]!
+  const adminUrl = /admin API on (http:\/\/[^\s"]+)/.exec(adminLine)![1]!
   return {
     url,
     adminUrl,

@@ -52,7 +52,7 @@ describe('the text', () => {
     expect(text).toContain('\ngateway_auth_failures_total{route="GET /a",code="forbidden"} 2\n')
     expect(text).toContain('\ngateway_store_errors_total{route="GET /a",code="store_unavailable"} 1\n')
     expect(text).toContain('\ngateway_reloads_total 1\n')
-    expect(text).toContain('\ngateway_reload_failures_total 0\n')
+    expect(text).toContain('\n# TYPE gateway_reloads_total counter\n')
   })
 
   test('label values are escaped', () => {

@@ -7,6 +7,7 @@
 // - while the set cannot be fetched and nothing is cached, requests are refused at once
 //   (KeySetUnavailable) instead of each waiting for another fetch to time out.
 import { createRemoteJWKSet, errors, type JWTVerifyGetKey } from 'jose'
+import { event, failure } from '../../log/events.ts'
 
 // How long one fetch may take; a request waits at most this long for a key set.
 export const FETCH_TIMEOUT_MS = 1_000
@@ -62,12 +63,12 @@ function remoteKeySet(url: URL, cooldownMs: number): KeySet {
   const succeeded = () => {
     fetchedAt = Date.now()
     failedAt = -Infinity
-    if (failing) console.error(`portcullis: the JWK set at ${url.href} can be fetched again`)
+    if (failing) event('jwks', `the JWK set at ${url.href} can be fetched again`, { url: url.href })
     failing = false
   }
   const failed = (err: unknown) => {
     failedAt = Date.now()
-    if (!failing) console.error(`portcullis: cannot fetch or read the JWK set at ${url.href}: ${(err as Error).message}`)
+    if (!failing) failure('jwks', `cannot fetch or read the JWK set at ${url.href}: ${(err as Error).message}`, { url: url.href })
     failing = true
   }
   const refresh = () => {

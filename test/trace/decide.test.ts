@@ -1,0 +1,92 @@
+// The decision made before a request's span exists must be the configured sampler's, on the
+// trace id the span then gets: a trace id ratio decision stays a function of the trace id.
+import { expect, test } from 'bun:test'
+import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api'
+import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace'
+import type { RequestContext } from '../../src/runtime/context.ts'
+import { Decider } from '../../src/trace/decide.ts'
+import { requestSpan } from '../../src/trace/spans.ts'
+
+function setup(ratio: number) {
+  const exporter = new InMemorySpanExporter()
+  const decider = new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }))
+  const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
+  return { exporter, tracers: { tracer: provider.getTracer('test'), decider } }
+}
+
+function ctx(headers: Record<string, string> = {}): RequestContext {
+  const route = { id: 'GET /x/{id}', pattern: '/x/{id}' }
+  return {
+    req: new Request('http://gw/x/1', { headers }),
+    id: 'r1',
+    start: performance.now(),
+    method: 'GET',
+    host: 'gw',
+    proto: 'http',
+    ip: '127.0.0.1',
+    path: '/x/1',
+    route,
+  } as unknown as RequestContext
+}
+
+const TRACEPARENT = /^traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])\r\n/
+const ratioSays = (ratio: number, traceId: string) =>
+  new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED
+
+test('new traces: recorded exactly when the ratio sampler says so for the trace id the span carries', () => {
+  const { exporter, tracers } = setup(0.3)
+  let recorded = 0
+  for (let i = 0; i < 1000; i++) {
+    const t = requestSpan(tracers, ctx())
+    const m = TRACEPARENT.exec(t.headerLines)!
+    const traceId = m[1]!
+    const attempt = t.attempt('up', { hostname: '127.0.0.1', port: 1 }, 0)
+    attempt.answered(200)
+    attempt.bodyEnded(null)
+    const entry: Record<string, string | number | null> = { status: 200, gateway_error: null, app: null }
+    t.end(entry)
+    expect(entry.trace_id).toBe(traceId)
+    const sampled = m[3] === '01'
+    expect(sampled).toBe(ratioSays(0.3, traceId))
+    if (sampled) {
+      recorded++
+      const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId)
+      expect(spans).toHaveLength(2) // the request's and its try's
+      // The try's traceparent names the try span; the request span is its parent.
+      const server = spans.find((s) => s.name === 'GET /x/{id}')!
+      const client = spans.find((s) => s.name === 'GET')!
+      expect(client.parentSpanContext?.spanId).toBe(server.spanContext().spanId)
+      expect(attempt.headerLines).toBe(`traceparent: 00-${traceId}-${client.spanContext().spanId}-01\r\n`)
+    } else expect(attempt.headerLines).toBe(t.headerLines)
+  }
+  expect(recorded).toBeGreaterThan(200)
+  expect(recorded).toBeLessThan(400)
+  expect(exporter.getFinishedSpans()).toHaveLength(recorded * 2)
+})
+
+test('a caller decision is followed (parent-based), with its trace id and tracestate', () => {
+  const { exporter, tracers } = setup(0)
+  const caller = '0af7651916cd43dd8448eb211c80319c'
+  const sampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-01`, tracestate: 'v=1' }))
+  sampled.end({ status: 200, gateway_error: null, app: null })
+  expect(exporter.getFinishedSpans().map((s) => [s.spanContext().traceId, s.parentSpanContext?.spanId])).toEqual([[caller, 'b7ad6b7169203331']])
+
+  const unsampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-00`, tracestate: 'v=1' }))
+  const m = TRACEPARENT.exec(unsampled.headerLines)!
+  expect([m[1], m[3]]).toEqual([caller, '00'])
+  expect(m[2]).not.toBe('b7ad6b7169203331')
+  expect(unsampled.headerLines).toEndWith('tracestate: v=1\r\n')
+  unsampled.end({ status: 200, gateway_error: null, app: null })
+  expect(exporter.getFinishedSpans()).toHaveLength(1)
+})
+
+test('outside a request decision, the provider gets the configured sampler and fresh ids', () => {
+  const { exporter, tracers } = setup(1)
+  const a = tracers.tracer.startSpan('a', undefined, ROOT_CONTEXT)
+  const b = tracers.tracer.startSpan('b', undefined, ROOT_CONTEXT)
+  a.end()
+  b.end()
+  const ids = exporter.getFinishedSpans().map((s) => s.spanContext().traceId)
+  expect(ids).toHaveLength(2)
+  expect(ids[0]).not.toBe(ids[1])
+})
