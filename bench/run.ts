@@ -25,8 +25,9 @@ import {
   throttleAvailable,
   throttlePolicy,
 } from './throttle.ts'
-import { SinkCpu, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
-import { TRACING_ROWS, TracingBench } from './tracing.ts'
+import { sinkNotes, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
+import { TRACING_CPU_ROWS, TRACING_ROWS, TracingBench } from './tracing.ts'
+import { CpuTally } from './cpu.ts'
 
 const root = join(import.meta.dir, '..')
 const MAX_ERROR_RATE = 0.01
@@ -155,12 +156,11 @@ async function main(): Promise<number> {
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
   // The tracing rows export to a local OTLP receiver, on the load side's CPU.
   const tracing = opts.rows.some((row) => TRACING_ROWS.includes(row))
-    ? new TracingBench(
-        await startScript('otlp-receiver', ['bench/tracing.ts', '--receiver'], pin.side, readyMs),
-        (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration),
-      )
+    ? new TracingBench(await startScript('otlp-receiver', ['bench/tracing.ts', '--receiver'], pin.side, readyMs))
     : null
-  const sinkCpu = new SinkCpu((seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration))
+  // The gateway's CPU per request, for the rows that compare it (tracing, sinks).
+  const cpuRows = new Set<Row>([...(tracing ? TRACING_CPU_ROWS : []), ...SINK_ROWS])
+  const cpu = new CpuTally(cpuRows, (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration))
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
   const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
@@ -276,15 +276,14 @@ async function main(): Promise<number> {
         })
       // With tracing rows, the gateway's CPU time per request too: throughput on a shared machine drifts.
       const pid = gateways.find(([, g]) => g.url === bases.get(row))?.[1].child.pid
-      const traced = () => (tracing ? tracing.around(row, pid, load1) : load1())
-      const m = sinks.size ? await sinkCpu.around(row, pid, traced) : await traced()
+      const m = await cpu.around(row, pid, load1)
       runs.get(row)?.push(m.result)
       peaks.set(row, m.peakRps)
       if (m.reused) reused.set(row, (reused.get(row) ?? 0) + m.reused)
     }
   }
-  if (tracing) notes.push(...(await tracing.notes()))
-  notes.push(...sinkCpu.notes())
+  if (tracing) notes.push(...(await tracing.notes(cpu)))
+  notes.push(...sinkNotes(cpu))
   for (const [name, gw] of gateways) await stopGateway(name, gw)
   await cleanUp()
   for (const [row, n] of reused) {

@@ -4,10 +4,11 @@
 // `gateway-sink-redis` requests /sink/orders/{id} (`log to bench_stream` + `proxy orders`).
 // The stream lives under a prefix made for the run and is deleted at the end with the rest of
 // the prefix's keys; before that, how many entries were added says whether the sink kept up.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
+import type { CpuTally } from './cpu.ts'
 import type { Row } from './options.ts'
 import { REDIS_URL } from './throttle.ts'
 
@@ -66,51 +67,12 @@ export async function streamEntries(key: string, settleMs = 1000, maxMs = 15_000
   }
 }
 
-/** CPU seconds (user + system) a process has used, from /proc/PID/stat; null without /proc. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // from field 3 (state) on
-    return (Number(fields[11]) + Number(fields[12])) / 100 // USER_HZ: 100 on Linux
-  } catch {
-    return null
-  }
-}
-
-/**
- * The sink gateway's CPU time per request, per row: on a machine shared with other work the
- * throughput of one run drifts, while the CPU a request costs the saturated proxy core does
- * much less. `warmShare` = (warm-up + measured) / measured seconds: the warm-up's requests are
- * not counted but its CPU time is.
- */
-export class SinkCpu {
-  private readonly cpu = new Map<Row, { seconds: number; requests: number }>()
-
-  constructor(private readonly warmShare: number) {}
-
-  async around<T extends { result: { requests: number } }>(row: Row, pid: number | undefined, run: () => Promise<T>): Promise<T> {
-    const before = pid !== undefined && SINK_ROWS.includes(row) ? cpuSeconds(pid) : null
-    const m = await run()
-    const after = before === null ? null : cpuSeconds(pid!)
-    if (before !== null && after !== null) {
-      const c = this.cpu.get(row) ?? { seconds: 0, requests: 0 }
-      c.seconds += after - before
-      c.requests += m.result.requests * this.warmShare
-      this.cpu.set(row, c)
-    }
-    return m
-  }
-
-  notes(): string[] {
-    const per = (row: Row) => {
-      const c = this.cpu.get(row)
-      return c && c.requests > 0 ? (c.seconds / c.requests) * 1e6 : null
-    }
-    const off = per('gateway-sink-off')
-    const on = per('gateway-sink-redis')
-    if (off === null || on === null) return []
-    return [
-      `sink rows: gateway CPU per request ${off.toFixed(1)} µs without the sink, ${on.toFixed(1)} µs with it (${(((on - off) / off) * 100).toFixed(1)}%)`,
-    ]
-  }
+/** The sink rows' note: the gateway's CPU per request without and with the sink. */
+export function sinkNotes(cpu: CpuTally): string[] {
+  const off = cpu.perRequest('gateway-sink-off')
+  const on = cpu.perRequest('gateway-sink-redis')
+  if (off === null || on === null) return []
+  return [
+    `sink rows: gateway CPU per request ${off.toFixed(1)} µs without the sink, ${on.toFixed(1)} µs with it (${(((on - off) / off) * 100).toFixed(1)}%)`,
+  ]
 }

@@ -7,9 +7,9 @@
 // Default exporter (http/protobuf) and batch processor settings (queue 2048, batches of 512,
 // 5 s delay). After the runs, each gateway's gateway_trace_spans_total and what the receiver
 // took are printed as notes.
-import { readFileSync } from 'node:fs'
 import { freePorts } from './children.ts'
 import { exitWithParent } from './lifeline.ts'
+import type { CpuTally } from './cpu.ts'
 import type { Row } from './options.ts'
 
 export const TRACING_ROWS: readonly Row[] = ['gateway-trace-100', 'gateway-trace-1', 'gateway-trace-down']
@@ -17,46 +17,13 @@ export const TRACING_ROWS: readonly Row[] = ['gateway-trace-100', 'gateway-trace
 const SAMPLE: Record<string, string> = { 'gateway-trace-100': '1', 'gateway-trace-1': '0.01', 'gateway-trace-down': '1' }
 
 // Rows whose gateway's CPU time is read around each run: the tracing rows and their baseline.
-const CPU_ROWS: readonly Row[] = ['gateway-plain', ...TRACING_ROWS]
-
-let ticksPerSecond: number | null = null
-/** CPU seconds (user + system) a process has used, from /proc/PID/stat; null without /proc. */
-export function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // from field 3 (state) on
-    ticksPerSecond ??= Number(Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim()) || 100
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
-  } catch {
-    return null
-  }
-}
+export const TRACING_CPU_ROWS: readonly Row[] = ['gateway-plain', ...TRACING_ROWS]
 
 export class TracingBench {
   private readonly admin = new Map<Row, number>()
-  private readonly cpu = new Map<Row, { seconds: number; requests: number }>()
 
   // `receiver`: the URL of the receiver this file serves (startScript of `bench/tracing.ts --receiver`).
-  // `warmShare`: (warm-up + measured) / measured seconds: the warm-up's requests are not counted
-  // but its CPU time is, so requests are scaled by it.
-  constructor(
-    private readonly receiver: string,
-    private readonly warmShare: number,
-  ) {}
-
-  /** Runs one measurement, adding up the gateway process's CPU time for the rows that compare it. */
-  async around<T extends { result: { requests: number } }>(row: Row, pid: number | undefined, run: () => Promise<T>): Promise<T> {
-    const before = pid !== undefined && CPU_ROWS.includes(row) ? cpuSeconds(pid) : null
-    const m = await run()
-    const after = before === null ? null : cpuSeconds(pid!)
-    if (before !== null && after !== null) {
-      const c = this.cpu.get(row) ?? { seconds: 0, requests: 0 }
-      c.seconds += after - before
-      c.requests += m.result.requests * this.warmShare
-      this.cpu.set(row, c)
-    }
-    return m
-  }
+  constructor(private readonly receiver: string) {}
 
   /** The gateway's extra arguments for a tracing row (its admin port is kept to read /metrics). */
   args(row: Row): string[] {
@@ -68,7 +35,7 @@ export class TracingBench {
   }
 
   /** One note per tracing row: spans exported, dropped and failed so far, and what the receiver took. */
-  async notes(): Promise<string[]> {
+  async notes(cpuTally: CpuTally): Promise<string[]> {
     const out: string[] = []
     for (const [row, port] of this.admin) {
       try {
@@ -81,17 +48,15 @@ export class TracingBench {
         out.push(`WARNING ${row}: its /metrics could not be read: ${err instanceof Error ? err.message : String(err)}`)
       }
     }
-    const perRequest = (row: Row) => {
-      const c = this.cpu.get(row)
-      return c && c.requests > 0 ? (c.seconds / c.requests) * 1e6 : null
-    }
-    const plain = perRequest('gateway-plain')
-    const cpu = [...this.cpu.keys()].flatMap((row) => {
-      const us = perRequest(row)
-      if (us === null) return []
-      const vs = plain === null || row === 'gateway-plain' ? '' : ` (${us >= plain ? '+' : ''}${(((us - plain) / plain) * 100).toFixed(1)}%)`
-      return [`${row} ${us.toFixed(1)} µs${vs}`]
-    })
+    const plain = cpuTally.perRequest('gateway-plain')
+    const cpu = cpuTally.measured
+      .filter((row) => TRACING_CPU_ROWS.includes(row))
+      .flatMap((row) => {
+        const us = cpuTally.perRequest(row)
+        if (us === null) return []
+        const vs = plain === null || row === 'gateway-plain' ? '' : ` (${us >= plain ? '+' : ''}${(((us - plain) / plain) * 100).toFixed(1)}%)`
+        return [`${row} ${us.toFixed(1)} µs${vs}`]
+      })
     if (cpu.length) out.push(`gateway CPU time per request (user + system, all runs): ${cpu.join(', ')}`)
     if (this.admin.size > 0) {
       try {
