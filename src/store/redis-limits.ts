@@ -7,58 +7,85 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { LimitDecision, LimitRule } from './store.ts'
 
-// KEYS[i]: rule i's key. ARGV[1]: the request's member; then three per rule: kind ('s' sliding,
-// 'c' calendar), limit, then windowMs (sliding) or resetAt (calendar, ms since the epoch).
-// Reply: {admitted 1|0, refusedBy (0-based, -1 when admitted), retryAfterMs, then per rule: the
-// count before this request, resetMs}. Every error is raised before the first count is written.
+// Decisions, one or many in one call: ARGV[1] is how many. Then, per decision, its rule
+// count n and member, then three per rule: kind ('s' sliding, 'c' calendar), limit, then
+// windowMs (sliding) or resetAt (calendar, ms since the epoch); its n keys follow the previous
+// decision's in KEYS. Each decision is checked and counted on its own, all in one atomic script
+// run: concurrent requests on one connection share a call (see batchHits) yet each is decided
+// exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy (0-based, -1 when
+// admitted), retryAfterMs, then per rule: the count before this request, resetMs}; admitted -1
+// means its keys hold something else than counters: nothing of that decision was written.
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local reply = {1, -1, 0}
-for i = 1, #KEYS do
-  local key, kind = KEYS[i], ARGV[3 * i - 1]
-  local limit, w = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
-  local c, reset
-  if kind == 's' then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - w)
-    c = redis.call('ZCARD', key)
-    reset = w
-    if c > 0 then reset = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) + w - now end
-    if c >= limit and reply[2] == -1 then
-      reply[1], reply[2], reply[3] = 0, i - 1, w
-      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
-      if limit > 0 then reply[3] = tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now end
-    end
-  else
-    local v = redis.call('GET', key)
-    c = 0
-    if v then c = tonumber(v) end
-    if not c then return redis.error_reply('ERR a rate counter holds something else than a number') end
-    reset = w - now
-    if c >= limit and reply[2] == -1 then reply[1], reply[2], reply[3] = 0, i - 1, reset end
-  end
-  reply[2 + 2 * i] = c
-  reply[3 + 2 * i] = reset
-end
-if reply[1] == 1 then
-  local stamp = string.format('%.0f', now)
-  for i = 1, #KEYS do
-    local key, w = KEYS[i], tonumber(ARGV[3 * i + 1])
-    if ARGV[3 * i - 1] == 's' then
-      -- Members are unique per request; one seen again (the same id twice) still counts.
-      local m, j = stamp .. '-' .. ARGV[1], 0
-      while redis.call('ZADD', key, now, m) == 0 do
-        j = j + 1
-        m = stamp .. '-' .. ARGV[1] .. '#' .. j
+local stamp = string.format('%.0f', now)
+local out = {}
+
+local function decide(k, a, n, member)
+  local reply = {1, -1, 0}
+  for i = 1, n do
+    local key, kind = KEYS[k + i], ARGV[a + 3 * i - 2]
+    local limit, w = tonumber(ARGV[a + 3 * i - 1]), tonumber(ARGV[a + 3 * i])
+    local c, reset
+    if kind == 's' then
+      local ty = redis.call('TYPE', key).ok
+      if ty ~= 'zset' and ty ~= 'none' then return {-1, -1, 0} end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - w)
+      c = redis.call('ZCARD', key)
+      reset = w
+      if c > 0 then reset = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) + w - now end
+      if c >= limit and reply[2] == -1 then
+        reply[1], reply[2], reply[3] = 0, i - 1, w
+        -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
+        if limit > 0 then reply[3] = tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now end
       end
-      redis.call('PEXPIRE', key, w)
-    elseif w > now then
-      if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, w) end
+    else
+      local ty = redis.call('TYPE', key).ok
+      if ty ~= 'string' and ty ~= 'none' then return {-1, -1, 0} end
+      local v = redis.call('GET', key)
+      c = 0
+      if v then c = tonumber(v) end
+      if not c then return {-1, -1, 0} end
+      reset = w - now
+      if c >= limit and reply[2] == -1 then reply[1], reply[2], reply[3] = 0, i - 1, reset end
+    end
+    reply[2 + 2 * i] = c
+    reply[3 + 2 * i] = reset
+  end
+  if reply[1] == 1 then
+    for i = 1, n do
+      local key, w = KEYS[k + i], tonumber(ARGV[a + 3 * i])
+      if ARGV[a + 3 * i - 2] == 's' then
+        -- Members are unique per request; one seen again (the same id twice) still counts.
+        local m, j = stamp .. '-' .. member, 0
+        while redis.call('ZADD', key, now, m) == 0 do
+          j = j + 1
+          m = stamp .. '-' .. member .. '#' .. j
+        end
+        redis.call('PEXPIRE', key, w)
+      elseif w > now then
+        if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, w) end
+      end
     end
   end
+  return reply
 end
-return reply
+
+local k, a = 0, 2
+for d = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  local reply = decide(k, a + 1, n, ARGV[a + 1])
+  out[#out + 1] = reply[1]
+  out[#out + 1] = reply[2]
+  out[#out + 1] = reply[3]
+  for i = 1, n do
+    out[#out + 1] = reply[2 + 2 * i] or 0
+    out[#out + 1] = reply[3 + 2 * i] or 0
+  end
+  k, a = k + n, a + 2 + 3 * n
+end
+return out
 `
 
 const COMMAND = 'portcullisLimitHit'
@@ -76,19 +103,20 @@ export function defineHit(client: Redis | Cluster): RawHit {
 }
 
 // Redis's rule for the part of a key that picks its cluster slot.
-function hashTag(key: string): string {
+export function hashTag(key: string): string {
   const open = key.indexOf('{')
   const close = open === -1 ? -1 : key.indexOf('}', open + 1)
   return close > open + 1 ? key.slice(open + 1, close) : key
 }
 
-// The script's keys and arguments for `rules`, or a thrown Error for rules no store should be
-// given (a caller's mistake, not an outage): limits and windows must be whole numbers, and the
-// keys of one decision must share a hash tag (checked on every Redis, so a policy that works on
-// one Redis also works on a Cluster; the prefix is free of braces, see redis-url.ts).
-export function hitArgs(rules: readonly LimitRule[], member: string, prefix: string): string[] {
+// One decision's part of the script's keys and arguments (see HIT_SCRIPT), or a thrown Error
+// for rules no store should be given (a caller's mistake, not an outage): limits and windows
+// must be whole numbers, and the keys of one decision must share a hash tag (checked on every
+// Redis, so a policy that works on one Redis also works on a Cluster; the prefix is free of
+// braces, see redis-url.ts).
+export function hitArgs(rules: readonly LimitRule[], member: string, prefix: string): { keys: string[]; args: string[] } {
   const keys: string[] = []
-  const args: string[] = [member]
+  const args: string[] = [String(rules.length), member]
   const tag = hashTag(rules[0]!.key)
   for (const r of rules) {
     if (!Number.isSafeInteger(r.limit) || r.limit < 0) throw new RangeError(`rate limit ${r.limit} is not a whole number ≥ 0`)
@@ -103,21 +131,51 @@ export function hitArgs(rules: readonly LimitRule[], member: string, prefix: str
       args.push('c', String(r.limit), String(r.resetAt))
     }
   }
-  return [...keys, ...args]
+  return { keys, args }
 }
 
-// The decision from the script's reply (see HIT_SCRIPT), with memory-limits.ts's arithmetic.
-export function readDecision(rules: readonly LimitRule[], reply: unknown): LimitDecision {
-  if (!Array.isArray(reply) || reply.length !== 3 + 2 * rules.length || !reply.every((v) => typeof v === 'number')) {
-    throw new Error('the rate script answered something unexpected')
+// Decisions waiting for one script call.
+export interface PendingHit {
+  rules: readonly LimitRule[]
+  keys: string[]
+  args: string[]
+  resolve(d: LimitDecision): void
+  reject(err: unknown): void
+}
+
+// The script's keys and arguments for `batch`, as EVALSHA takes them after the key count.
+export function batchArgs(batch: readonly PendingHit[]): { numKeys: number; keysAndArgs: string[] } {
+  const keys: string[] = []
+  const args: string[] = [String(batch.length)]
+  for (const h of batch) {
+    for (const k of h.keys) keys.push(k)
+    for (const a of h.args) args.push(a)
+  }
+  return { numKeys: keys.length, keysAndArgs: keys.concat(args) }
+}
+
+// Hands each decision of `batch` its part of the script's reply (see HIT_SCRIPT), with
+// memory-limits.ts's arithmetic.
+export function settleBatch(batch: readonly PendingHit[], reply: unknown): void {
+  const expected = batch.reduce((n, h) => n + 3 + 2 * h.rules.length, 0)
+  if (!Array.isArray(reply) || reply.length !== expected || !reply.every((v) => typeof v === 'number')) {
+    const err = new Error('the rate script answered something unexpected')
+    for (const h of batch) h.reject(err)
+    return
   }
   const r = reply as number[]
-  const admitted = r[0] === 1
-  return {
-    admitted,
-    refusedBy: r[1]!,
-    remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[3 + 2 * i]! - (admitted ? 1 : 0))),
-    resetMs: rules.map((_, i) => Math.max(0, r[4 + 2 * i]!)),
-    retryAfterMs: Math.max(0, r[2]!),
+  let at = 0
+  for (const { rules, resolve, reject } of batch) {
+    const admitted = r[at] === 1
+    if (r[at] === -1) reject(new Error('a rate key holds something else than a counter'))
+    else
+      resolve({
+        admitted,
+        refusedBy: r[at + 1]!,
+        remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[at + 3 + 2 * i]! - (admitted ? 1 : 0))),
+        resetMs: rules.map((_, i) => Math.max(0, r[at + 4 + 2 * i]!)),
+        retryAfterMs: Math.max(0, r[at + 2]!),
+      })
+    at += 3 + 2 * rules.length
   }
 }

@@ -10,7 +10,7 @@
 import { unwatchDeadline, watchDeadline, type Timed } from '../runtime/client/deadlines.ts'
 import Redis, { Cluster, type RedisOptions } from 'ioredis'
 import { StoredApp } from './app-record.ts'
-import { defineHit, hitArgs, readDecision } from './redis-limits.ts'
+import { batchArgs, defineHit, hashTag, hitArgs, settleBatch, type PendingHit } from './redis-limits.ts'
 import { redisSessions } from './sessions-redis.ts'
 import { redisAnswerCache } from './cache-redis.ts'
 import { redisKeyValues } from './kv-redis.ts'
@@ -23,6 +23,8 @@ const CONNECT_TIMEOUT_MS = 1000
 // Every call settles within this, whatever the connection is doing (a Cluster client retries a
 // command on other nodes for a while): callers decide within a second.
 const CALL_DEADLINE_MS = 900
+// Rate decisions in one script call at most (see queueHit).
+const MAX_BATCH = 64
 
 export interface RedisStoreOptions {
   prefix?: string // default `portcullis:`; tests use one per run
@@ -215,6 +217,40 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     })
   }
 
+  // Rate decisions made in one event-loop turn go to Redis in one script call (one per hash
+  // tag on a Cluster, whose keys must share a slot): the client's cost per call, not per
+  // decision. Each decision is still decided on its own, atomically (see HIT_SCRIPT).
+  const pending = new Map<string, PendingHit[]>()
+  let flushing = false
+  const byTag = target.mode === 'cluster'
+  function queueHit(h: PendingHit): void {
+    const group = byTag ? hashTag(h.keys[0]!) : ''
+    const list = pending.get(group)
+    if (list === undefined) pending.set(group, [h])
+    else list.push(h)
+    if (list !== undefined && list.length >= MAX_BATCH) sendBatch(group)
+    if (!flushing) {
+      flushing = true
+      setImmediate(flushHits)
+    }
+  }
+  function flushHits(): void {
+    flushing = false
+    for (const group of [...pending.keys()]) sendBatch(group)
+  }
+  function sendBatch(group: string): void {
+    const batch = pending.get(group)
+    pending.delete(group)
+    if (batch === undefined || batch.length === 0) return
+    const { numKeys, keysAndArgs } = batchArgs(batch)
+    call(() => hitScript(numKeys, ...keysAndArgs)).then(
+      (reply) => settleBatch(batch, reply),
+      (err: unknown) => {
+        for (const h of batch) h.reject(err)
+      },
+    )
+  }
+
   const apps: AppRecords = {
     get: (name) => call(async () => parseApp(name, await client.hget(appsKey, name))),
     list: () =>
@@ -256,13 +292,13 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
     hit(rules, member): Promise<LimitDecision> {
       if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
-      let keysAndArgs: string[]
+      let part: { keys: string[]; args: string[] }
       try {
-        keysAndArgs = hitArgs(rules, member, prefix)
+        part = hitArgs(rules, member, prefix)
       } catch (err) {
         return Promise.reject(err)
       }
-      return call(async () => readDecision(rules, await hitScript(rules.length, ...keysAndArgs)))
+      return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, ...part, resolve, reject }))
     },
     async close() {
       listeners.clear()

@@ -48,8 +48,9 @@ const origin = performance.timeOrigin
 const now = () => origin + performance.now()
 
 // The client's trace context. None, or a malformed traceparent: the request starts a new trace.
+// (Most clients send none: then nothing is parsed.)
 function parentOf(headers: Headers | undefined): Context {
-  return headers === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, fromHeaders)
+  return headers === undefined || !headers.has('traceparent') ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, fromHeaders)
 }
 
 // traceparent (and tracestate) naming a span of this gateway, as header lines. Its ids come
@@ -194,7 +195,7 @@ function endWith(span: Span, status: number, code: string | null): void {
 
 export function requestSpan({ tracer, decider }: Tracers, ctx: RequestContext): RequestTrace {
   const parent = parentOf(ctx.req.headers)
-  const caller = trace.getSpanContext(parent) // a valid one, or none
+  const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent) // a valid one, or none
   const name = `${ctx.method} ${ctx.route.pattern}`
   const { traceId, result } = decider.decide(parent, caller?.traceId, name)
   if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), result.traceState ?? caller?.traceState)

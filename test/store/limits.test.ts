@@ -292,6 +292,35 @@ function redisOnly(kind: string, get: () => Backend): void {
     expect(await get().raw!.exists(`${PREFIX}${t}:a`)).toBe(0)
   })
 
+  test('decisions made together share a script call, each decided on its own; a key that is no counter fails only its own', async () => {
+    const s = get().open()
+    const raw = get().raw!
+    // Many routes (tags) and one key holding a list (a wrong type) among them, all in one turn.
+    const tags = Array.from({ length: 12 }, () => tag())
+    const bad = (t: string) => `${t}:bad`
+    for (const t of tags) await raw.rpush(`${PREFIX}${bad(t)}`, 'x')
+    const calls: Promise<LimitDecision | Error>[] = []
+    for (let i = 0; i < 120; i++) {
+      const t = tags[i % tags.length]!
+      const rules = i % 40 === 0 ? [sliding(`${t}:ok`, 5, 60_000), sliding(bad(t), 5, 60_000)] : [sliding(`${t}:ok`, 5, 60_000)]
+      calls.push(s.hit(rules, randomUUID(), Date.now()).catch((e: Error) => e))
+    }
+    const results = await Promise.all(calls)
+    const failed = results.filter((r) => r instanceof Error)
+    expect(failed.length).toBe(3)
+    for (const e of failed) {
+      expect(e).not.toBeInstanceOf(StoreUnavailable)
+      expect((e as Error).message).toContain('something else than a counter')
+    }
+    // Each tag: 10 calls; a failed one (tags 0, 4, 8) counted nothing: exactly 5 admitted.
+    for (const t of tags) {
+      const own = results.filter((r, i) => !(r instanceof Error) && tags[i % tags.length] === t) as LimitDecision[]
+      expect(admittedCount(own)).toBe(5)
+      expect(await raw.zcard(`${PREFIX}${t}:ok`)).toBe(5)
+    }
+    for (const t of tags) expect(await raw.type(`${PREFIX}${bad(t)}`)).toBe('list')
+  })
+
   test('NOSCRIPT: after SCRIPT FLUSH the next decision loads the script again and counts on', async () => {
     const s = get().open()
     const raw = get().raw!
