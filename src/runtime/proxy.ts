@@ -4,6 +4,7 @@ import { UpstreamFailure, type FailureKind, type Timeouts } from './client/clien
 import { exchange } from './client/socket-client.ts'
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
+import { ownsTraceContext } from './forward.ts'
 import { joined, readUpTo } from './body.ts'
 import type { RetryPolicy, Target, UpstreamPool } from './upstream.ts'
 
@@ -110,7 +111,10 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
   const started = performance.now()
   const deadline = started + (retry?.withinMs ?? timeouts.headersMs)
   const tried = again ? new Set<Target>() : undefined
+  // A route that sets or removes traceparent/tracestate itself has its way: the tries' spans
+  // are still recorded, but do not name themselves upstream.
   const trace = ctx.trace ?? null
+  const sendsTrace = trace !== null && !ownsTraceContext(ctx.route)
   for (let attempt = 0; ; attempt++) {
     const target = pool.next(tried)
     tried?.add(target)
@@ -129,7 +133,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
         origin: target.conn,
         method,
         target: upstreamTarget(target, ctx),
-        headerLines: span === null ? headerLines : headerLines + span.headerLines,
+        headerLines: span === null || !sendsTrace ? headerLines : headerLines + span.headerLines,
         body,
         length: own ? null : length,
         bodyLimit: limit,

@@ -80,6 +80,8 @@ match GET /retry { proxy retried }
 match GET /status { proxy on-status }
 match GET /gone { proxy gone }
 match GET /chat { proxy ws websocket }
+match GET /own-trace { set header traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"; proxy echo }
+match GET /no-trace { remove header traceparent; remove header tracestate; proxy echo }
 `,
   })
 })
@@ -191,6 +193,21 @@ describe('tracing on (OTLP http/json)', () => {
     expect(req.parentSpanId).toBe('')
     expect(tries(spans)[0]!.spanId).toBe(m![2]!)
     expect(m![3]).toBe('01')
+  })
+
+  test('a route that sets or removes traceparent itself has its way; its request is still traced', async () => {
+    const client = clientTrace()
+    await get(gw, '/own-trace', 'own', { traceparent: client.traceparent, tracestate: 'vendor=x' })
+    const [own] = seen.get('own')!
+    expect(own!.traceparent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
+    expect(own!.tracestate).toBeNull()
+    await get(gw, '/no-trace', 'none', { traceparent: client.traceparent, tracestate: 'vendor=x' })
+    const [none] = seen.get('none')!
+    expect(none!.traceparent).toBeNull()
+    expect(none!.tracestate).toBeNull()
+    // Both requests continued the client's trace in the gateway's own spans.
+    const spans = await waitSpans(rx, client.traceId, 4)
+    expect(spans.filter((s) => s.kind === SERVER).length).toBe(2)
   })
 
   test.each([
