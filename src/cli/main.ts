@@ -80,6 +80,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
       sinks,
       afterReload: pool ? () => pool.signal('SIGHUP') : undefined,
       workerMetrics: pool ? (into) => pool.addMetrics(into) : undefined,
+      workerSinks: pool ? () => pool.sinkStatuses() : undefined,
     },
     first.program,
   )
@@ -100,7 +101,7 @@ async function serve(opts: GatewayOptions): Promise<void> {
     }
     process.on('SIGTERM', () => void stopWorker())
     process.on('SIGINT', () => void stopWorker())
-    reportToPrimary(gw.urls, metrics)
+    reportToPrimary(gw.urls, metrics, sinks)
     return
   }
   let admin

@@ -26,7 +26,7 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
     'GET /readyz': async () => {
       try {
         await gw.settings.store.ping()
-        const sinks = sinkTrouble(gw.settings.sinks?.statuses() ?? [])
+        const sinks = sinkTrouble([...(gw.settings.sinks?.statuses() ?? []), ...(gw.settings.workerSinks?.() ?? [])])
         if (sinks) return json({ status: 'not ready', reason: sinks }, 503)
         // Still ready after a rejected reload (the last good program serves), but it says so.
         const rejected = gw.rejected && {

@@ -17,6 +17,7 @@ import type { Peer } from '../runtime/request.ts'
 import { listenWithClientCerts } from './client-cert.ts'
 import type { Store } from '../store/store.ts'
 import type { SinkManager } from '../log/sinks/manager.ts'
+import type { SinkStatus } from '../log/sinks/sink.ts'
 import type { Server } from 'bun'
 
 export interface GatewaySettings {
@@ -38,6 +39,8 @@ export interface GatewaySettings {
   // With --workers: tell the serving processes to reload, and add up their metrics.
   afterReload?: () => void
   workerMetrics?: (into: Metrics) => void
+  // --workers primary: the workers' sinks (the primary's own log nothing).
+  workerSinks?: () => SinkStatus[]
 }
 
 const DRAIN_MS = 30_000

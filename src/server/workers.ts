@@ -2,11 +2,13 @@
 // supervises them, runs the admin API and the file watcher, and tells them to reload.
 import type { Subprocess } from 'bun'
 import type { Metrics, MetricsSnapshot } from '../metrics/metrics.ts'
+import type { SinkManager } from '../log/sinks/manager.ts'
+import type { SinkStatus } from '../log/sinks/sink.ts'
 import { event, warn } from '../log/events.ts'
 
 export const WORKER_ENV = 'PORTCULLIS_WORKER'
 
-type WorkerMessage = { ready: string[] } | { metrics: MetricsSnapshot }
+type WorkerMessage = { ready: string[] } | { metrics: MetricsSnapshot; sinks?: SinkStatus[] }
 
 export interface BackoffPolicy {
   firstMs: number
@@ -45,6 +47,7 @@ const seconds = (ms: number) => `${Math.round(ms / 100) / 10}s`
 export class WorkerPool {
   private readonly slots: Slot[]
   private readonly snapshots = new Map<number, MetricsSnapshot>()
+  private readonly sinks = new Map<number, SinkStatus[]>()
   private stopping = false
   private readyCount = 0
   private started = false
@@ -79,11 +82,15 @@ export class WorkerPool {
             this.started = true
             this.allReady.resolve(this.urls)
           }
-        } else this.snapshots.set(child.pid, message.metrics)
+        } else {
+          this.snapshots.set(child.pid, message.metrics)
+          if (message.sinks) this.sinks.set(child.pid, message.sinks)
+        }
       },
       onExit: (child, code, signal) => {
         if (slot.proc === child) slot.proc = null
         this.snapshots.delete(child.pid)
+        this.sinks.delete(child.pid)
         if (this.stopping) return
         const how = signal ? `was killed by ${signal}` : `exited with ${code}`
         // At start-up a worker that dies is a configuration problem: stop with it.
@@ -112,6 +119,11 @@ export class WorkerPool {
     for (const s of this.snapshots.values()) into.add(s)
   }
 
+  // The workers' sinks as they last reported them (each worker has its own queues and spool).
+  sinkStatuses(): SinkStatus[] {
+    return [...this.sinks.values()].flat()
+  }
+
   async stop(sig: NodeJS.Signals): Promise<void> {
     this.stopping = true
     for (const slot of this.slots) if (slot.restart) clearTimeout(slot.restart)
@@ -121,8 +133,8 @@ export class WorkerPool {
   }
 }
 
-// In a worker: report readiness and, every second, the metrics.
-export function reportToPrimary(urls: string[], metrics: Metrics): void {
+// In a worker: report readiness and, every second, the metrics and the sinks' state.
+export function reportToPrimary(urls: string[], metrics: Metrics, sinks?: SinkManager): void {
   process.send?.({ ready: urls })
-  setInterval(() => process.send?.({ metrics: metrics.snapshot() }), 1000).unref()
+  setInterval(() => process.send?.({ metrics: metrics.snapshot(), sinks: sinks?.statuses() }), 1000).unref()
 }

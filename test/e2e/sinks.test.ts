@@ -551,6 +551,32 @@ describe('a full spool', () => {
   })
 })
 
+describe('a full spool under --workers', () => {
+  test("the primary's /readyz sees a worker's full spool, and ready again once it drains", async () => {
+    const r = new Receiver()
+    const dir = policyDir({ 'sinks.policy': sinkPolicy(`http ${r.url} batch 50 every 20ms; spool 4kb; ${FAST}`) })
+    dirs.push(dir)
+    const gw = await startGateway(dir, ['--workers', '2', '--port', String(freePort()), '--spool', tempDir(), '--no-watch'])
+    gateways.push(gw)
+    await load(gw, 300)
+    // Workers report every second; the primary logs nothing of its own.
+    const ready = await until(
+      () => gw.admin('/readyz'),
+      (res) => res.status === 503,
+      5000,
+      'primary not ready',
+    )
+    expect(((await ready.json()) as { reason: string }).reason).toContain('sink es: no room left')
+    r.start()
+    await until(
+      async () => (await gw.admin('/readyz')).status,
+      (s) => s === 200,
+      10_000,
+      'ready again',
+    )
+  })
+})
+
 describe('redis stream sink', () => {
   test('XADD on the real Redis, with MAXLEN ~', async () => {
     const key = `portcullis-test-sink-${randomUUID()}`
