@@ -147,9 +147,14 @@ function cacheStep(cache: AnswerCache, routeId: string, routeTtlMs: number): Bod
         }
       } catch {
         look.down = true
+        ctx.cacheLookup = 'error'
         return null
       }
-      if (entry?.kind !== 'answer') return null
+      if (entry?.kind !== 'answer') {
+        ctx.cacheLookup = 'miss'
+        return null
+      }
+      ctx.cacheLookup = 'hit'
       served.add(ctx)
       return answerOf(ctx, entry)
     },

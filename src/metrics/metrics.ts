@@ -70,6 +70,10 @@ const BUILT_IN: [string, Family][] = [
   ['gateway_auth_failures_total', { type: 'counter', help: 'Requests refused as unauthenticated or forbidden, by route and code.' }],
   ['gateway_store_errors_total', { type: 'counter', help: 'Requests answered store_unavailable, by route and code.' }],
   ['gateway_rate_limit_decisions_total', { type: 'counter', help: 'Rate decisions by route, app, tier and result.' }],
+  [
+    'gateway_cache_lookups_total',
+    { type: 'counter', help: 'cache response lookups by route and result: hit, miss, error (the store did not answer; the upstream answered).' },
+  ],
 ]
 
 type Series = { labels: Record<string, string>; n: number }

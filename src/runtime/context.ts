@@ -48,6 +48,8 @@ export interface RequestContext {
   bufferedBody: Uint8Array | null
   // The route's rate decision (throttle, quota), for the log and metrics.
   limit: LimitOutcome | null
+  // `cache response`: what its lookup found (hit, miss, error: the store did not answer).
+  cacheLookup: 'hit' | 'miss' | 'error' | null
   upstream: string | null
   upstreamStatus: number | null
   upstreamMs: number | null

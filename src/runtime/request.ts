@@ -36,6 +36,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   identity: Identity | null = null
   bufferedBody: Uint8Array | null = null
   limit: LimitOutcome | null = null
+  cacheLookup: RequestContext['cacheLookup'] = null
   upstream: string | null = null
   upstreamStatus: number | null = null
   upstreamMs: number | null = null

@@ -177,6 +177,10 @@ describe('cache response (memory store)', () => {
       [200, 200, first.bytes.length],
       [200, null, first.bytes.length],
     ])
+    const metrics = await (await gw.admin('/metrics')).text()
+    expect(metrics).toContain('# TYPE gateway_cache_lookups_total counter')
+    expect(metrics).toContain('\ngateway_cache_lookups_total{route="GET,HEAD /items/{id}",result="miss"} ')
+    expect(metrics).toContain('\ngateway_cache_lookups_total{route="GET,HEAD /items/{id}",result="hit"} ')
   })
 
   test('the key is the path and query after rewrites, and the route', async () => {
@@ -503,6 +507,7 @@ match GET /r/{id} {
         expect(performance.now() - t0).toBeLessThan(1_000)
       }
       expect(hitsOf('GET /r/down')).toBe(6)
+      expect(await (await g.admin('/metrics')).text()).toMatch(/\ngateway_cache_lookups_total\{route="[^"]*",result="error"\} 5\n/)
       await g.waitFor('stderr', /cache response: .*answering from the upstreams until redis is back/)
       await redis.restart()
       const back = await until(

@@ -35,7 +35,8 @@ describe('the text', () => {
     // the upstream answered 7 times with headers (half the time each); the 502 had no upstream time
     expect(buckets(text, 'gateway_upstream_duration_seconds', 'upstream="http://u1"')).toEqual([2, 3, 4, 4, 4, 4, 4, 4, 5, 5, 5, 6, 7, 7])
     expect(text).toContain('\ngateway_store_errors_total 0\n')
-    expect(text.endsWith('gateway_rate_limit_decisions_total 0\n')).toBe(true)
+    expect(text).toContain('\ngateway_rate_limit_decisions_total 0\n')
+    expect(text.endsWith('gateway_cache_lookups_total 0\n')).toBe(true)
   })
 
   test('error codes also count as throttled, auth failures and store errors', () => {
