@@ -303,7 +303,7 @@ function redisOnly(kind: string, get: () => Backend): void {
     for (let i = 0; i < 120; i++) {
       const t = tags[i % tags.length]!
       const rules = i % 40 === 0 ? [sliding(`${t}:ok`, 5, 60_000), sliding(bad(t), 5, 60_000)] : [sliding(`${t}:ok`, 5, 60_000)]
-      calls.push(s.hit(rules, randomUUID(), Date.now()).catch((e: Error) => e))
+      calls.push(Promise.resolve(s.hit(rules, randomUUID(), Date.now())).catch((e: Error) => e))
     }
     const results = await Promise.all(calls)
     const failed = results.filter((r) => r instanceof Error)
