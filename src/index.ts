@@ -5,3 +5,6 @@ export { buildProgram, type BuildOptions, type BuildResult } from './compile/bui
 export { renderDiagnostics, type Diagnostic } from './policy/diagnostics.ts'
 export type { Program, RouteRow } from './runtime/program.ts'
 export type { Peer } from './runtime/handle.ts'
+// The decision trace of Program.explain (a program built with `explain: true`) and the text
+// `gateway explain` prints from it.
+export { renderTrace, type DecisionTrace, type ForwardedRequest, type StepInfo, type StepOutcome, type StepRecord } from './runtime/decisions.ts'

@@ -13,7 +13,7 @@ import {
 import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
 import { parsePattern, type ParsedPattern } from '../policy/pattern.ts'
 import type { Binding, RouteInfo } from '../policy/references.ts'
-import type { Span } from '../policy/source.ts'
+import { spanOf, type Span } from '../policy/source.ts'
 import { checkTemplate } from '../policy/template.ts'
 import { appBlock, readBlock, readTier, SESSION_DEFAULTS, sessionBlock, sinkBlock, sinkSpec, type AppConfig, type TierConfig } from './blocks.ts'
 import type { SinkSpec } from '../log/sinks/spec.ts'
@@ -154,7 +154,7 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
     } else if (d.kind === 'unknown') {
       const head = d.statement.words[0]!
       if (isDeclarationKeyword(head.text)) {
-        bag.error('syntax', `malformed ${head.text} declaration`, d.statement.span, { message: `usage: ${DECLARATION_USAGE[head.text]}` })
+        malformedDeclaration(d.statement, head.text, bag)
         continue
       }
       const near = didYouMean(head.text, DECLARATION_KEYWORDS)
@@ -214,6 +214,27 @@ export function checkProgram(files: ParsedFile[], bag: DiagnosticBag, opts: Chec
   }
   findConflicts(program.routes, bag)
   return program
+}
+
+// `upstream {`, `app "partner" {`, `tier 5/min`: a named declaration whose name is missing or not a
+// plain name, reported where the name should be.
+function malformedDeclaration(st: Statement, keyword: DeclarationKeyword, bag: DiagnosticBag): void {
+  const usage = { message: `usage: ${DECLARATION_USAGE[keyword]}` }
+  const name = st.words[1]
+  const named = DECLARATION_USAGE[keyword].startsWith(`${keyword} NAME`)
+  if (named && (!name || name.kind !== 'word')) {
+    const found = name ? `'${name.text}'` : st.blockSpan ? "'{'" : 'the end of the line'
+    const at = name?.span ?? (st.blockSpan ? spanOf(st.blockSpan.file, st.blockSpan.offset, 1) : afterSpan(st.span))
+    const quoted = name?.kind === 'string' && /^"[A-Za-z_][A-Za-z0-9_-]*"$/.test(name.text)
+    const hint = quoted ? { message: `names are not quoted: write ${keyword} ${name.text.slice(1, -1)}` } : usage
+    bag.error('syntax', `expected a name for the ${keyword}, found ${found}`, at, hint)
+    return
+  }
+  bag.error('syntax', `malformed ${keyword} declaration`, st.span, usage)
+}
+
+function afterSpan(span: Span): Span {
+  return spanOf(span.file, span.offset + span.length, 1)
 }
 
 function onlyOnce(uses: DirectiveUse[], bag: DiagnosticBag): void {

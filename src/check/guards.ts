@@ -4,6 +4,7 @@
 import type { Binding } from '../directives/define.ts'
 import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
 import { checkReference, type RouteInfo } from '../policy/references.ts'
+import { suggestionNote } from '../policy/template.ts'
 import type { PatternSegment } from '../runtime/router.ts'
 import type { DirectiveUse } from './check-program.ts'
 import { bindsOf, type Condition, type Guard, type Test } from './conditions.ts'
@@ -100,7 +101,7 @@ function checkCondition(c: Condition, route: GuardRoute, fromDefaults: boolean, 
   for (const t of c.tests) {
     const problem = checkReference(t.ref, route.info)
     if (problem) {
-      bag.error('unknown-reference', problem, t.refSpan)
+      bag.error('unknown-reference', problem.message, t.refSpan, ...suggestionNote(problem.suggestion))
       continue
     }
     if ((t.op === 'in' || t.op === 'not-in') && t.ref !== 'request.ip') {

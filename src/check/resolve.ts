@@ -3,7 +3,7 @@ import { directives, findDirective, notYetAvailable } from '../directives/index.
 import type { Place } from '../directives/define.ts'
 import { isDeclarationKeyword, type Statement } from '../policy/ast.ts'
 import { ArgCursor } from '../policy/cursor.ts'
-import { didYouMean, type DiagnosticBag } from '../policy/diagnostics.ts'
+import { didYouMean, type DiagnosticBag, type Note } from '../policy/diagnostics.ts'
 import { joinSpans } from '../policy/source.ts'
 import { allBlocks } from './blocks.ts'
 import type { DirectiveUse } from './check-program.ts'
@@ -62,7 +62,15 @@ export function resolveStatement(st: Statement, place: Place, bag: DiagnosticBag
       nameSpan,
     )
   }
-  if (st.block) bag.error('syntax', `'${def.name}' takes no block`, st.span)
+  if (st.block) bag.error('syntax', `'${def.name}' takes no block`, st.span, ...jsonBody(st))
   const cfg = def.read(new ArgCursor(st, bag, def.usage, def.name, length))
   return cfg === undefined ? undefined : { def, cfg, span: nameSpan, statement: st.span, fromDefaults: place === 'defaults' }
+}
+
+// `respond 200 json {"ok":true}`: JSON written bare reads as a block; it goes in a string.
+function jsonBody(st: Statement): Note[] {
+  const b = st.blockSpan
+  const text = b && b.file.text.slice(b.offset, b.offset + b.length)
+  if (!text || !/^\{\s*("|\})/.test(text) || !text.endsWith('}')) return []
+  return [{ message: `JSON is written as a string: ${JSON.stringify(text.replace(/\s*\n\s*/g, ' '))}` }]
 }

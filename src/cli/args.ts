@@ -31,6 +31,10 @@ const flagSpec = {
   'otlp-endpoint': { type: 'string' },
   'trace-sample': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  // Output forms of `check` and `routes`.
+  json: { type: 'boolean' },
+  wide: { type: 'boolean' },
 } as const
 
 const envOf: Record<string, string> = {
@@ -131,21 +135,63 @@ const Options = z
 export type GatewayOptions = z.output<typeof Options> & {
   command: 'serve' | 'check' | 'routes' | 'directives'
   tracing: TracingSettings | null // null: tracing off
+  // check and routes: JSON on stdout; routes: every directive of every stage.
+  json: boolean
+  wide: boolean
 }
 
-export const HELP = `usage:
-  gateway [--policies DIR] [--port N] [--host ADDR] [options]   serve
-  gateway check DIR                                             parse and check; exit 1 on errors
-  gateway routes DIR                                            print the compiled route table
-  gateway directives                                            print the table of every directive (Markdown)
-options (flag, then environment variable):
-  --policies DIR  --port N  --host ADDR  --workers N|auto  --redis URL  --redis-prefix P
-  --tls-cert F --tls-key F  --tls-port N  --client-ca F  --trust-proxy CIDR,...
-  --admin-port N  --admin-token T  --watch | --no-watch  --log-format json|pretty  --idle-timeout SECONDS
-  --spool DIR   (where log sinks keep undelivered entries; default ${DEFAULT_SPOOL_DIR})
-  --otlp-endpoint URL  --trace-sample RATIO   (tracing; also the OTEL_* variables, docs/tracing.md)`
+// What the command line asks for: help and the version need no options.
+export type Invocation = { command: 'help' } | { command: 'version' } | GatewayOptions
 
+// Every command and flag, one line each (`gateway help`, `--help`, `-h`).
+export const HELP = `usage: gateway [COMMAND] [ARGUMENTS] [OPTIONS]
+
+commands:
+  serve                       serve the policies (the default: no command serves)
+  check DIR|FILE              parse and check; file:line:col diagnostics, exit 1 on errors
+  routes DIR|FILE             the compiled route table, 100 columns wide
+  directives                  the table of every directive (Markdown)
+  explain DIR "METHOD /path"  offline: the route a request takes and each directive's decision
+  openapi DIR                 an OpenAPI 3.1 document of the exposed routes
+  simulate DIR TRACE          replay a recorded traffic trace: what is admitted, throttled, refused
+  version                     print the version (also --version)
+  help                        this text (also --help, -h)
+
+check and routes:
+  --json                      JSON: check {ok, routes, diagnostics}; routes as the admin GET /routes
+  --wide                      routes: every directive of every stage and the full source position
+
+serve (flag, then environment variable):
+  --policies DIR              GATEWAY_POLICIES      the *.policy files (default ./policies)
+  --port N                    GATEWAY_PORT          HTTP port (default 8080)
+  --host ADDR                 GATEWAY_HOST          address to listen on (default 0.0.0.0)
+  --workers N|auto            GATEWAY_WORKERS       processes sharing the port (default 1)
+  --redis URL                 REDIS_URL             the shared store (default: in memory)
+  --redis-prefix P            GATEWAY_REDIS_PREFIX  of every Redis key (default portcullis:)
+  --tls-cert F                GATEWAY_TLS_CERT      certificate (PEM) to serve HTTPS too
+  --tls-key F                 GATEWAY_TLS_KEY       its private key (PEM)
+  --tls-port N                GATEWAY_TLS_PORT      HTTPS port (default 8443)
+  --client-ca F               GATEWAY_CLIENT_CA     CA bundle for client certificates (mTLS)
+  --trust-proxy CIDR,...      GATEWAY_TRUST_PROXY   proxies whose X-Forwarded-* are believed
+  --admin-port N              GATEWAY_ADMIN_PORT    admin API on 127.0.0.1 (default 9080)
+  --admin-token T             GATEWAY_ADMIN_TOKEN   bearer token for admin changes (16+ chars)
+  --watch | --no-watch        GATEWAY_WATCH         reload when policies change (default on)
+  --log-format json|pretty    GATEWAY_LOG_FORMAT    logs and events (default json unless a TTY)
+  --idle-timeout SECONDS      GATEWAY_IDLE_TIMEOUT  idle client connections (default 120, max 255)
+  --spool DIR                 GATEWAY_SPOOL         sinks' undelivered entries (${DEFAULT_SPOOL_DIR})
+  --otlp-endpoint URL         OTEL_EXPORTER_OTLP_ENDPOINT  trace export (docs/tracing.md)
+  --trace-sample RATIO        OTEL_TRACES_SAMPLER_ARG      share of new traces recorded`
+
+const COMMANDS = ['serve', 'check', 'routes', 'directives', 'version', 'help'] as const
+
+// The options of a command that has them (tests call this with serve's flags).
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): GatewayOptions {
+  const invocation = parseCommandLine(argv, env)
+  if (invocation.command === 'help' || invocation.command === 'version') throw new UsageError(`gateway ${invocation.command} takes no options`)
+  return invocation
+}
+
+export function parseCommandLine(argv: string[], env: Record<string, string | undefined>): Invocation {
   let parsed
   try {
     parsed = parseArgs({ args: argv, options: flagSpec, allowPositionals: true, strict: true })
@@ -153,18 +199,29 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, '').split('\n')[0])
   }
   const { values, positionals } = parsed
-  if (values.help) throw new UsageError(HELP)
-  const [command = 'serve', dir, extra] = positionals
-  if (command !== 'serve' && command !== 'check' && command !== 'routes' && command !== 'directives') {
-    throw new UsageError(`unknown command '${command}' (commands: check, routes, directives; no command serves)`)
-  }
-  if (extra !== undefined || (command === 'serve' && dir !== undefined)) throw new UsageError(`unexpected argument '${extra ?? dir}'`)
+  const [name = 'serve', dir, extra] = positionals
+  if (!(COMMANDS as readonly string[]).includes(name)) throw new UsageError(`unknown command '${name}' (gateway help lists the commands and flags)`)
+  // --help and --version win over anything else on the line, as with most tools.
+  if (values.help) return { command: 'help' }
+  if ((name === 'help' || name === 'version') && dir !== undefined) throw new UsageError(`unexpected argument '${dir}'`)
+  if (name === 'help') return { command: 'help' }
+  if (values.version || name === 'version') return { command: 'version' }
+  const command = name as GatewayOptions['command']
+  const takesPath = command === 'check' || command === 'routes'
+  if (extra !== undefined || (!takesPath && dir !== undefined)) throw new UsageError(`unexpected argument '${extra ?? dir}'`)
+  if (values.json && !takesPath) throw new UsageError('--json goes with gateway check and gateway routes only')
+  if (values.wide && command !== 'routes') throw new UsageError('--wide goes with gateway routes only')
+  if (values.wide && values.json) throw new UsageError('--wide and --json do not go together (the JSON has every directive)')
   const raw: Record<string, string | undefined> = {}
   for (const [flag, name] of Object.entries(envOf)) raw[flag] = env[name] || undefined
   for (const [flag, v] of Object.entries(values)) if (typeof v === 'string') raw[flag] = v
   if (values.watch) raw.watch = 'true'
   if (values['no-watch']) raw.watch = 'false'
   if (dir !== undefined) raw.policies = dir
+  // check and routes take a single .policy file too; the gateway serves a directory (it watches it).
+  if (command === 'serve' && raw.policies && existsSync(raw.policies) && !statSync(raw.policies).isDirectory()) {
+    throw new UsageError(`--policies: ${raw.policies} is not a directory (gateway check and gateway routes take a single file)`)
+  }
   const result = Options.safeParse(raw)
   if (!result.success) {
     const issue = result.error.issues[0]!
@@ -182,5 +239,5 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   } catch (e) {
     throw new UsageError((e as Error).message)
   }
-  return { ...result.data, command, tracing }
+  return { ...result.data, command, tracing, json: values.json === true, wide: values.wide === true }
 }

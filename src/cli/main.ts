@@ -1,10 +1,11 @@
-// `gateway` — serve, `gateway check DIR`, `gateway routes DIR`.
+// `gateway` — serve, `gateway check DIR|FILE`, `gateway routes DIR|FILE`, `directives`, `version`, `help`.
 import { buildProgram } from '../compile/build-program.ts'
 import { AccessLog, stdoutWriter } from '../log/access-log.ts'
 import { configureEvents, event } from '../log/events.ts'
 import { Metrics } from '../metrics/metrics.ts'
 import { PolicyDirError } from '../policy/load.ts'
-import { renderDiagnostics } from '../policy/diagnostics.ts'
+import { renderDiagnostics, sortDiagnostics, type Diagnostic } from '../policy/diagnostics.ts'
+import type { Span } from '../policy/source.ts'
 import { ipMatcher } from '../runtime/ip.ts'
 import { createObserver } from '../runtime/observe.ts'
 import { startAdmin } from '../server/admin.ts'
@@ -13,10 +14,13 @@ import { reportToPrimary, WORKER_ENV, WorkerPool } from '../server/workers.ts'
 import { memoryStore } from '../store/memory.ts'
 import { SinkManager } from '../log/sinks/manager.ts'
 import { registerSinkMetrics } from '../log/sinks/metrics.ts'
-import { parseOptions, UsageError, type GatewayOptions } from './args.ts'
+import { HELP, parseCommandLine, UsageError, type GatewayOptions, type Invocation } from './args.ts'
 import { describeTracing } from '../trace/options.ts'
-import { printRoutes } from './routes-table.ts'
+import { compactRoutes, jsonRoutes, wideRoutes } from './routes-table.ts'
 import { directiveTable } from './directive-table.ts'
+import { statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import pkg from '../../package.json'
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`)
@@ -28,12 +32,41 @@ const TRACE_FLUSH_MS = 2_000
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
+// `check --json`: one diagnostic, {file, line, col, severity, code, message, notes?}; a note has
+// {file, line, col} only when it points somewhere. Every diagnostic is an error today.
+function placeOf(span: Span | undefined) {
+  if (!span) return { file: null, line: null, col: null }
+  const { line, col } = span.file.position(span.offset)
+  return { file: span.file.path, line, col }
+}
+
+function diagnosticEntry(d: Diagnostic) {
+  const notes = d.notes.map((n) => (n.span ? { ...placeOf(n.span), message: n.message } : { message: n.message }))
+  return { ...placeOf(d.span), severity: 'error', code: d.code, message: d.message, ...(notes.length ? { notes } : {}) }
+}
+
+// Output written before exiting: process.exit does not wait for a pipe to take it all.
+async function exitAfter(text: string, stream: NodeJS.WriteStream, code: number): Promise<never> {
+  await new Promise<void>((done) => stream.write(text, () => done()))
+  process.exit(code)
+}
+
 async function check(opts: GatewayOptions): Promise<never> {
   const result = await buildProgram(opts.policies)
-  if (result.diagnostics) fail(renderDiagnostics(result.diagnostics).trimEnd(), 1)
-  if (opts.command === 'routes') process.stdout.write(printRoutes(result.program.routeTable()))
-  else process.stdout.write(`${opts.policies}: ok, ${plural(result.program.routes.length, 'route')}\n`)
-  process.exit(0)
+  if (opts.json && opts.command === 'check') {
+    const report = result.diagnostics
+      ? { ok: false, routes: null, diagnostics: sortDiagnostics(result.diagnostics).map(diagnosticEntry) }
+      : { ok: true, routes: result.program.routes.length, diagnostics: [] }
+    return exitAfter(`${JSON.stringify(report, null, 2)}\n`, process.stdout, result.diagnostics ? 1 : 0)
+  }
+  if (result.diagnostics) return exitAfter(renderDiagnostics(result.diagnostics), process.stderr, 1)
+  const rows = result.program.routeTable()
+  if (opts.command === 'check') return exitAfter(`${opts.policies}: ok, ${plural(rows.length, 'route')}\n`, process.stdout, 0)
+  if (opts.json) return exitAfter(jsonRoutes(result.program.version, rows), process.stdout, 0)
+  if (opts.wide) return exitAfter(wideRoutes(rows), process.stdout, 0)
+  // Source positions are shown relative to the policy directory (a file's own directory).
+  const base = resolve(statSync(opts.policies).isDirectory() ? opts.policies : dirname(opts.policies))
+  return exitAfter(compactRoutes(rows, base), process.stdout, 0)
 }
 
 async function serve(opts: GatewayOptions): Promise<void> {
@@ -140,22 +173,42 @@ async function serve(opts: GatewayOptions): Promise<void> {
   for (const url of urls) process.stdout.write(`portcullis listening on ${url}\n`)
 }
 
-let opts: GatewayOptions
-try {
-  opts = parseOptions(process.argv.slice(2), process.env)
-} catch (err) {
-  if (err instanceof UsageError && err.message.startsWith('usage:')) {
-    process.stdout.write(`${err.message}\n`)
-    process.exit(0)
+// Commands with flags of their own parse their arguments themselves and end by returning an
+// exit code (the process then ends when its output is written).
+const OWN_ARGUMENTS: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
+  explain: () => import('./explain.ts'),
+  openapi: () => import('./openapi.ts'),
+  simulate: () => import('./simulate.ts'),
+}
+
+async function run(): Promise<void> {
+  const own = OWN_ARGUMENTS[process.argv[2] ?? '']
+  if (own) {
+    try {
+      process.exitCode = await (await own()).main(process.argv.slice(3))
+    } catch (err) {
+      fail(`portcullis: ${(err as Error).message}`, 2)
+    }
+    return
   }
-  if (err instanceof UsageError) fail(err.message, 2)
-  throw err
+  let invocation: Invocation
+  try {
+    invocation = parseCommandLine(process.argv.slice(2), process.env)
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, 2)
+    throw err
+  }
+  if (invocation.command === 'help') await exitAfter(`${HELP}\n`, process.stdout, 0)
+  if (invocation.command === 'version') await exitAfter(`portcullis ${pkg.version}\n`, process.stdout, 0)
+  const opts = invocation as GatewayOptions
+  try {
+    if (opts.command === 'serve') await serve(opts)
+    else if (opts.command === 'directives') process.stdout.write(`${directiveTable()}\n`)
+    else await check(opts)
+  } catch (err) {
+    if (err instanceof PolicyDirError) fail(err.message, 2)
+    fail(`portcullis: ${(err as Error).message}`, 2)
+  }
 }
-try {
-  if (opts.command === 'serve') await serve(opts)
-  else if (opts.command === 'directives') process.stdout.write(`${directiveTable()}\n`)
-  else await check(opts)
-} catch (err) {
-  if (err instanceof PolicyDirError) fail(err.message, 2)
-  fail(`portcullis: ${(err as Error).message}`, 2)
-}
+
+await run()

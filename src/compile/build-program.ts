@@ -6,12 +6,15 @@ import type { RequestObserver } from '../runtime/handle.ts'
 import type { IpMatcher } from '../runtime/ip.ts'
 import type { Program } from '../runtime/program.ts'
 import { compileProgram } from './compile-program.ts'
+import { openapiDocument, type OpenApiOptions, type OpenApiResult } from './openapi.ts'
 import type { Env } from '../policy/secrets.ts'
 import { storeAppsOf } from '../runtime/store-apps.ts'
 import { memoryStore } from '../store/memory.ts'
 import type { Store } from '../store/store.ts'
 import { SinkManager } from '../log/sinks/manager.ts'
 import { DEFAULT_SPOOL_DIR } from '../log/sinks/spec.ts'
+import type { TestJwtKey } from '../directives/define.ts'
+import { recordFacts } from '../testing/facts.ts'
 
 let processStore: Store | null = null
 let processSinks: SinkManager | null = null
@@ -37,13 +40,22 @@ export interface BuildOptions {
   store?: Store
   // Where `env NAME` secrets come from (default process.env).
   env?: Env
-  // The clock of identity checks (signature windows, JWT expiry, key rotation windows), ms.
+  // The clock of identity checks (signature windows, JWT expiry, key rotation windows) and rate
+  // limits, ms. A store made for the build should run on it too (memoryStore({ now })).
   now?: () => number
+  // The testing kit's JWT key (portcullis/testing): every `require jwt` also accepts it.
+  testJwtKey?: TestJwtKey
   // --workers above 1 without --redis: state that must be shared (nonces) cannot be.
   perWorkerStore?: boolean
   // The serving process's sinks (with --spool and --redis); a `redis stream` sink is then a check
   // error without --redis.
   sinks?: SinkManager
+  // Record what each directive decides for each request, for Program.explain (gateway explain,
+  // the testing kit). Off (the default), no stage function is wrapped.
+  explain?: boolean
+  // Where each upstream target's requests go instead (`gateway explain` points every one at a
+  // local mock, so nothing real is contacted); `upstream` is null for a `proxy URL`.
+  retarget?: (upstream: string | null, url: URL) => URL
 }
 
 export type BuildResult = { program: Program; diagnostics?: undefined } | { program?: undefined; diagnostics: Diagnostic[] }
@@ -73,12 +85,29 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     observer: opts.observer ?? quiet,
     version: opts.version ?? ++versions,
     upstreams: opts.upstreams,
+    testJwtKey: opts.testJwtKey ?? null,
     healthChecks: opts.healthChecks,
     store,
     storeApps,
     env,
     now,
     sinks: opts.sinks ?? defaultSinks(),
+    explain: opts.explain,
+    retarget: opts.retarget,
   })
+  recordFacts(program, checked, env, opts.testJwtKey !== undefined)
   return { program }
+}
+
+export type { OpenApiOptions, OpenApiResult }
+
+// `gateway openapi`: the checked routes as an OpenAPI 3.1 document. Checked as `gateway check`
+// does (store apps aside: none are known offline); nothing is compiled or started.
+// Throws PolicyDirError only when DIR itself cannot be read.
+export function buildOpenApi(dir: string, opts: OpenApiOptions & { env?: Env } = {}): OpenApiResult | { diagnostics: Diagnostic[] } {
+  const bag = new DiagnosticBag()
+  const files = loadPolicies(dir, bag)
+  const checked = checkProgram(files, bag, { env: opts.env ?? process.env, now: Date.now(), storeApps: [] })
+  if (bag.hasErrors) return { diagnostics: sortDiagnostics(bag.items) }
+  return openapiDocument(checked, opts)
 }

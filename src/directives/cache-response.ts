@@ -53,8 +53,7 @@ function cacheStatus(headers: Headers, entry: string): string {
 
 // The stored answer as the client gets it: Age counts from when it was stored (plus the Age
 // it came with), `ttl` says how long it stays fresh.
-function answerOf(ctx: RequestContext, e: CachedAnswer): Response {
-  const now = Date.now()
+function answerOf(ctx: RequestContext, e: CachedAnswer, now: number): Response {
   const headers = new Headers(e.headers)
   const age = Math.max(0, Math.floor((now - e.storedAt) / 1000)) + (Number.parseInt(headers.get('age') ?? '', 10) || 0)
   const ttl = Math.max(0, Math.ceil((e.storedAt + e.ttlMs - now) / 1000))
@@ -115,7 +114,8 @@ function rest(
   })
 }
 
-function cacheStep(cache: AnswerCache, routeId: string, routeTtlMs: number): BodyStep {
+// `now`: the build's clock (the kit's in tests), which the memory cache's expiry runs on too.
+function cacheStep(cache: AnswerCache, routeId: string, routeTtlMs: number, now: () => number): BodyStep {
   const lookups = new WeakMap<RequestContext, Lookup>()
   const served = new WeakSet<RequestContext>()
 
@@ -156,7 +156,7 @@ function cacheStep(cache: AnswerCache, routeId: string, routeTtlMs: number): Bod
       }
       ctx.cacheLookup = 'hit'
       served.add(ctx)
-      return answerOf(ctx, entry)
+      return answerOf(ctx, entry, now())
     },
 
     async run(ctx, res) {
@@ -188,7 +188,7 @@ function cacheStep(cache: AnswerCache, routeId: string, routeTtlMs: number): Bod
       const own = new Set((ctx.responseHeaders ?? []).map(([n]) => n.toLowerCase()))
       const kept: [string, string][] = []
       for (const [name, value] of res.headers) if (!NOT_STORED.has(name) && !own.has(name)) kept.push([name, value])
-      const answer: CachedAnswer = { kind: 'answer', status: res.status, headers: kept, body, storedAt: Date.now(), ttlMs: verdict.ttlMs }
+      const answer: CachedAnswer = { kind: 'answer', status: res.status, headers: kept, body, storedAt: now(), ttlMs: verdict.ttlMs }
       const stored = await store(look, answer, verdict.vary)
       return withBody(ctx, res, body, { 'cache-status': cacheStatus(res.headers, stored ? `${miss}; stored` : miss) })
     },
@@ -239,6 +239,6 @@ export default defineDirective<CacheConfig, 'response'>({
       })
   },
   compile(cfg, ctx) {
-    return cacheStep(ctx.store.cache, ctx.route.id, cfg.ttlMs)
+    return cacheStep(ctx.store.cache, ctx.route.id, cfg.ttlMs, ctx.now)
   },
 })

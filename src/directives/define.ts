@@ -52,11 +52,20 @@ export interface CheckContext {
   secret(ref: SecretRef): string | undefined
 }
 
+export interface TestJwtKey {
+  kid: string
+  alg: string
+  publicKey: string
+}
+
 export interface CompileContext {
   route: RouteInfo & { id: string }
   apps: AppDirectory
   store: Store
   now(): number // the build's clock (tests advance it)
+  // Kit builds (portcullis/testing) only: every `require jwt` also accepts tokens whose header
+  // names this key id, signed by this public key (PEM); issuer, audience and times as usual.
+  testJwtKey: TestJwtKey | null
   secret(ref: SecretRef): string // checked to exist
   trustProxy: IpMatcher | null
   // Rate tiers by name (`throttle tier per app`).

@@ -12,8 +12,9 @@ import type { RequestContext } from '../runtime/context.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import type { App, Identity } from '../runtime/identity.ts'
 import { ALGORITHMS, algorithmsFor, readKeyMaterial, type KeyMaterial } from '../runtime/jwt/keys.ts'
-import { acquireVerifier, CHALLENGE_INVALID, type Verdict } from '../runtime/jwt/verifier.ts'
-import type { CheckContext } from './define.ts'
+import { acquireVerifier, CHALLENGE_INVALID, type Verdict, type Verifier } from '../runtime/jwt/verifier.ts'
+import type { CheckContext, CompileContext } from './define.ts'
+import { decodeProtectedHeader } from 'jose'
 import { defineRequire } from './require-common.ts'
 
 interface JwtConfig {
@@ -101,6 +102,33 @@ function read(a: ArgCursor): JwtConfig | undefined {
   return ok ? cfg : undefined
 }
 
+// Kit builds: a verifier of the testing kit's key with the route's issuer, audience and leeway,
+// and the test telling its tokens apart (their header names the kit's key id).
+function testVerifier(cfg: JwtConfig, c: CompileContext): { verify: Verifier; mine(token: string): boolean } | null {
+  const k = c.testJwtKey
+  if (k === null) return null
+  const material = readKeyMaterial(k.publicKey)
+  if (typeof material === 'string') throw new Error(`the testing kit's JWT key: ${material}`)
+  const { verifier, release } = acquireVerifier({
+    issuer: cfg.issuer,
+    audience: cfg.audience,
+    algorithms: [k.alg],
+    leewaySeconds: cfg.leewayMs / 1000,
+    keys: { material, text: k.publicKey },
+  })
+  c.onDispose(release)
+  return {
+    verify: verifier,
+    mine(token) {
+      try {
+        return decodeProtectedHeader(token).kid === k.kid
+      } catch {
+        return false
+      }
+    },
+  }
+}
+
 // The key text of `key env|file`, read the same way at check and at compile time.
 function keysOf(cfg: JwtConfig, secret: (ref: SecretRef) => string | undefined): { material: KeyMaterial; text: string } | string | undefined {
   const t = secret(cfg.key!)
@@ -154,6 +182,7 @@ export default defineRequire<JwtConfig>({
       keys,
     })
     c.onDispose(release)
+    const testing = testVerifier(cfg, c)
     const apps = c.apps
     const now = c.now
     const appClaims = cfg.appClaim ? [cfg.appClaim] : APP_CLAIMS
@@ -188,7 +217,7 @@ export default defineRequire<JwtConfig>({
       if (auth === null || auth.length < 7 || auth.charCodeAt(6) !== 32 || auth.slice(0, 6).toLowerCase() !== 'bearer') return null
       const token = auth.slice(7).trim()
       if (token === '') return unauthenticated('the bearer token is empty', CHALLENGE_INVALID)
-      const v = verifier.verify(token, now())
+      const v = (testing?.mine(token) ? testing.verify : verifier).verify(token, now())
       return v instanceof Promise ? v.then((r) => identityOf(ctx, r)) : identityOf(ctx, v)
     }
   },

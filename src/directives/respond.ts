@@ -1,3 +1,4 @@
+import { didYouMean } from '../policy/diagnostics.ts'
 import type { Template } from '../policy/template.ts'
 import { defineDirective } from './define.ts'
 
@@ -13,7 +14,10 @@ export default defineDirective({
   read(a) {
     const status = a.integer('an HTTP status', 200, 599)
     if (status === undefined) return undefined
-    const type = a.peek()?.kind === 'word' ? a.oneOf(['json', 'text'] as const, 'a body type') : 'text'
+    // `respond 200 hello world`: an unquoted body, read as one (the body error says to quote it).
+    const word = a.peek()?.kind === 'word' ? a.peek()!.text : undefined
+    const unquoted = word !== undefined && !didYouMean(word, ['json', 'text']) && !a.statement.words.some((w) => w.kind === 'string')
+    const type = word !== undefined && !unquoted ? a.oneOf(['json', 'text'] as const, 'a body type') : 'text'
     if (type === undefined) return undefined
     let body: Template | undefined
     if (!a.done()) {

@@ -33,6 +33,7 @@ export interface Arg {
 export interface Statement {
   words: Arg[] // head word first, then the arguments
   block?: Statement[]
+  blockSpan?: Span // from its `{` to its `}` (or the `{` alone when it is never closed)
   span: Span
 }
 
@@ -225,9 +226,14 @@ function toStatement(source: SourceFile, n: CstNode, bag: DiagnosticBag): Statem
   const head = tokens(n, 'head')[0]
   if (!head) return undefined
   const words = [toArg(source, head), ...argsOf(source, n)]
-  const hasBlock = children(n, 'block').length > 0
+  const block = children(n, 'block')[0]
   const last = words[words.length - 1]!
-  return { words, block: hasBlock ? blockOf(source, n, bag) : undefined, span: joinSpans(words[0]!.span, last.span) }
+  const span = joinSpans(words[0]!.span, last.span)
+  if (!block) return { words, span }
+  const open = tokens(block, 'LBrace')[0]
+  const close = tokens(block, 'RBrace')[0]
+  const blockSpan = open && (close ? joinSpans(tokenSpan(source, open), tokenSpan(source, close)) : tokenSpan(source, open))
+  return { words, block: blockOf(source, n, bag), blockSpan, span }
 }
 
 export function unquote(image: string): string {

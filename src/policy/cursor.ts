@@ -4,12 +4,15 @@ import { existsSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseCidr, type Cidr } from '../runtime/ip.ts'
 import type { Arg, ArgKind, Statement } from './ast.ts'
-import type { DiagnosticBag } from './diagnostics.ts'
+import { didYouMean, type DiagnosticBag, type Note } from './diagnostics.ts'
 import { dateMs, durationMs, rateOf, sizeBytes, type Rate } from './literals.ts'
 import { displayPath } from './load.ts'
 import { joinSpans, spanOf, type Span } from './source.ts'
 import { parseTemplate, stringOffsets, type Template } from './template.ts'
 import { unquote } from './ast.ts'
+
+const SMALLER_UNIT: Record<string, string> = { kb: 'b', mb: 'kb', gb: 'mb' }
+const RATE_UNITS = ['s', 'sec', 'second', 'min', 'minute', 'h', 'hr', 'hour', 'd', 'day'].map((u) => `/${u}`)
 
 export type SecretRef = { from: 'env'; name: string; span: Span } | { from: 'file'; path: string; span: Span }
 
@@ -40,17 +43,67 @@ export class ArgCursor {
     return spanOf(last.span.file, last.span.offset + last.span.length, 1)
   }
 
-  fail(code: string, message: string, span?: Span): undefined {
+  // `hints` (what to write instead) come before the usage line.
+  fail(code: string, message: string, span?: Span, ...hints: Note[]): undefined {
     this.failed = true
-    return this.bag.error(code, message, span ?? this.peek()?.span ?? this.endSpan(), { message: `usage: ${this.usage}` })
+    return this.bag.error(code, message, span ?? this.peek()?.span ?? this.endSpan(), ...hints, { message: `usage: ${this.usage}` })
   }
 
   expect(kinds: ArgKind[], what: string): Arg | undefined {
     const a = this.peek()
     if (!a) return this.fail('missing-argument', `'${this.name}' expects ${what}`)
-    if (!kinds.includes(a.kind)) return this.fail('bad-argument', `'${this.name}' expects ${what}, found '${a.text}'`)
+    if (!kinds.includes(a.kind))
+      return this.fail('bad-argument', `'${this.name}' expects ${what}, found '${a.text}'`, undefined, ...this.hints(a, kinds))
     this.i++
     return a
+  }
+
+  // What the user probably meant when `a` is not one of `kinds`.
+  private hints(a: Arg, kinds: ArgKind[]): Note[] {
+    const write = (text: string) => [{ message: `write ${text}` }]
+    if (kinds.includes('url') && !a.text.includes('://')) {
+      // `127.0.0.1:9002`, `localhost:9002/base`: an address without its scheme.
+      const address = a.kind === 'ip4' || ((a.kind === 'malformed' || a.kind === 'word') && /^[A-Za-z0-9.\-]+:\d+(\/\S*)?$/.test(a.text))
+      if (address) return write(`http://${a.text}${this.touching(a)?.kind === 'path' ? this.touching(a)!.text : ''}`)
+    }
+    if (kinds.includes('size') && a.kind === 'malformed') {
+      const m = /^(\d+)(b|kb|mb|gb)$/i.exec(a.text)
+      if (m) return write(`${m[1]}${m[2]!.toLowerCase()} (units are lower case)`)
+      const f = /^(\d+\.\d+)(kb|mb|gb)$/i.exec(a.text)
+      if (f) return write(`${Math.round(Number(f[1]) * 1024)}${SMALLER_UNIT[f[2]!.toLowerCase()]} (a size is a whole number)`)
+    }
+    if (kinds.includes('duration') && a.kind === 'malformed') {
+      const m = /^(\d+)(sec|secs|seconds?|mins?|minutes?|hrs?|hours?|days?)$/i.exec(a.text)
+      if (m) return write(`${m[1]}${m[2]![0]!.toLowerCase()}`)
+    }
+    if (kinds.includes('string') && a.kind !== 'string') {
+      // `respond 200 hello world`: the rest of the line, unquoted.
+      const last = this.statement.words[this.statement.words.length - 1]!
+      const rest = a.span.file.text.slice(a.span.offset, last.span.offset + last.span.length)
+      // (After an unterminated string, `a` is its first word: it was quoted.)
+      const opened = a.span.file.text[a.span.offset - 1] === '"'
+      if (!opened && !rest.includes('"') && !rest.includes('\n')) return [{ message: `quote it: "${rest}"` }]
+    }
+    return []
+  }
+
+  // The argument right after `a` with no space between them (`localhost:9002` + `/base`).
+  private touching(a: Arg): Arg | undefined {
+    const next = this.statement.words[this.statement.words.indexOf(a) + 1]
+    return next && next.span.offset === a.span.offset + a.span.length ? next : undefined
+  }
+
+  // `10 mb`, `5 s`, `20 /min`: a number and its unit written apart. Reported whole, with the fix.
+  private spaced(units: readonly string[], what: string): true | undefined {
+    const n = this.peek()
+    const unit = this.peek(1)
+    if (n?.kind !== 'number' || !unit || !units.includes(unit.text.toLowerCase())) return undefined
+    const joined = `${n.text}${unit.text.toLowerCase()}`
+    this.fail('bad-argument', `${what} is one word: the number and its unit go together`, joinSpans(n.span, unit.span), {
+      message: `write ${joined}`,
+    })
+    this.i += 2
+    return true
   }
 
   // The next word if it is `word` (an optional keyword); nothing is reported.
@@ -76,7 +129,9 @@ export class ArgCursor {
     const a = this.expect(['word'], what)
     if (!a) return undefined
     if (!(words as readonly string[]).includes(a.text)) {
-      return this.fail('bad-argument', `'${this.name}' expects ${what} (${words.join(', ')}), found '${a.text}'`, a.span)
+      const near = didYouMean(a.text, words)
+      const hint = near ? [{ message: `did you mean '${near}'?` }] : []
+      return this.fail('bad-argument', `'${this.name}' expects ${what} (${words.join(', ')}), found '${a.text}'`, a.span, ...hint)
     }
     return a.text as W
   }
@@ -104,6 +159,7 @@ export class ArgCursor {
   }
 
   duration(what = 'a duration like 5s'): number | undefined {
+    if (this.spaced(['ms', 's', 'm', 'h', 'd'], 'a duration')) return undefined
     const a = this.expect(['duration'], what)
     if (!a) return undefined
     const ms = durationMs(a.text)
@@ -112,6 +168,7 @@ export class ArgCursor {
   }
 
   rate(): Rate | undefined {
+    if (this.spaced(RATE_UNITS, 'a rate')) return undefined
     const n = this.peek()
     if (n?.kind === 'malformed' && /^\d+\//.test(n.text)) {
       return this.fail('bad-rate', `'${n.text}' is not a rate: the unit is /s, /sec, /second, /min, /minute, /h, /hr, /hour, /d or /day`, n.span)
@@ -124,6 +181,7 @@ export class ArgCursor {
   }
 
   size(): number | undefined {
+    if (this.spaced(['b', 'kb', 'mb', 'gb'], 'a size')) return undefined
     const a = this.expect(['size', 'number'], 'a size like 1mb')
     if (!a) return undefined
     if (a.kind === 'number') return this.fail('bad-argument', `a size needs a unit (b, kb, mb, gb), found ${a.text}`, a.span)

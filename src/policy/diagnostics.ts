@@ -66,14 +66,30 @@ export function renderDiagnostics(items: Diagnostic[]): string {
   return `${body}\n${sorted.length} error${sorted.length === 1 ? '' : 's'}\n`
 }
 
-// The JSON shape of the admin API: {file, line, col, message, code}.
-export function diagnosticJson(d: Diagnostic): { file: string | null; line: number | null; col: number | null; message: string; code: string } {
-  if (!d.span) return { file: null, line: null, col: null, message: d.message, code: d.code }
-  const { line, col } = d.span.file.position(d.span.offset)
-  return { file: d.span.file.path, line, col, message: d.message, code: d.code }
+// The JSON shape of the admin API: {file, line, col, message, code, notes?}; notes only when
+// there are some, each {message} plus {file, line, col} when it points somewhere.
+export interface DiagnosticJson {
+  file: string | null
+  line: number | null
+  col: number | null
+  message: string
+  code: string
+  notes?: { message: string; file?: string; line?: number; col?: number }[]
 }
 
-// esbuild-style typo suggestion: the closest candidate within a third of the length.
+function placeJson(span: Span): { file: string; line: number; col: number } {
+  const { line, col } = span.file.position(span.offset)
+  return { file: span.file.path, line, col }
+}
+
+export function diagnosticJson(d: Diagnostic): DiagnosticJson {
+  const notes = d.notes.map((n) => (n.span ? { message: n.message, ...placeJson(n.span) } : { message: n.message }))
+  const place = d.span ? placeJson(d.span) : { file: null, line: null, col: null }
+  return { ...place, message: d.message, code: d.code, ...(notes.length ? { notes } : {}) }
+}
+
+// esbuild-style typo suggestion: the closest candidate within a third of the length
+// (at least one edit). Case is ignored; swapping two neighbours counts as one edit (GTE → GET).
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined
   let bestDistance = Infinity
@@ -87,16 +103,19 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
   return best !== undefined && bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined
 }
 
+// Optimal string alignment: insertions, deletions, substitutions and adjacent transpositions.
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  let before: number[] = []
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!
-    row[0] = i
+    const row = [i]
     for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = cur
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1)
+      row.push(d)
     }
+    before = prev
+    prev = row
   }
-  return row[b.length]!
+  return prev[b.length]!
 }

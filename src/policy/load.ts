@@ -1,4 +1,5 @@
-// Every `*.policy` under a directory (recursively, in path order) plus what they import.
+// Every `*.policy` under a directory (recursively, in path order), or one `.policy` file, plus
+// what they import.
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve, isAbsolute, sep } from 'node:path'
 import { parseFile, type ParsedFile } from './ast.ts'
@@ -47,13 +48,39 @@ function pathSpan(abs: string): Span {
   return spanOf(new SourceFile(displayPath(abs), abs, ''), 0, 1)
 }
 
-export function loadPolicies(dir: string, bag: DiagnosticBag): ParsedFile[] {
-  let isDir = false
+// The reason a path cannot be read, in words (not a stack trace).
+function unreadable(path: string, err: unknown): PolicyDirError {
+  const code = (err as NodeJS.ErrnoException).code
+  const why =
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? 'no such file or directory'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : (err as Error).message.split('\n')[0]
+  return new PolicyDirError(`cannot read policies at ${path}: ${why}`)
+}
+
+// PATH is a directory (every `*.policy` under it) or a single `.policy` file: the program it forms
+// alone with what it imports, its own directory then being the policy directory for the rules on
+// links and imports. Throws PolicyDirError only when PATH itself cannot be used.
+export function loadPolicies(path: string, bag: DiagnosticBag): ParsedFile[] {
+  let isDir: boolean
   try {
-    isDir = statSync(dir).isDirectory()
-  } catch {}
-  if (!isDir) throw new PolicyDirError(`cannot read policy directory ${dir}: not a directory`)
-  const root = realpathSync(dir)
+    const stat = statSync(path)
+    isDir = stat.isDirectory()
+    if (!isDir && !stat.isFile()) throw new PolicyDirError(`cannot read policies at ${path}: neither a directory nor a file`)
+  } catch (e) {
+    throw e instanceof PolicyDirError ? e : unreadable(path, e)
+  }
+  if (!isDir && !path.endsWith('.policy')) throw new PolicyDirError(`cannot read policies at ${path}: not a .policy file or a directory`)
+  // The directory the rules on links and imports keep loading inside, as the messages name it.
+  const dir = isDir ? path : dirname(path) === '.' ? process.cwd() : dirname(path)
+  let root: string
+  try {
+    root = realpathSync(dir)
+  } catch (e) {
+    throw unreadable(dir, e)
+  }
   const files: ParsedFile[] = []
   const loaded = new Set<string>()
   const load = (abs: string, real: string): void => {
@@ -76,7 +103,7 @@ export function loadPolicies(dir: string, bag: DiagnosticBag): ParsedFile[] {
       else load(target, targetReal)
     }
   }
-  const found = policyFiles(resolve(dir))
+  const found = isDir ? policyFiles(resolve(dir)) : [resolve(path)]
   if (found.length === 0) bag.error('no-policies', `no *.policy files under ${dir}`)
   for (const f of found) {
     const real = realPath(f)

@@ -1,6 +1,7 @@
 // References usable in values and templates: `param.id`, `request.header.X-Foo`, …
 // Each root says when it is valid (check time) and how to read it (compile time).
 import type { RequestContext } from '../runtime/context.ts'
+import { didYouMean } from './diagnostics.ts'
 
 // What a route offers its templates: its captures and the identities its directives bind.
 export type Binding = 'app' | 'user' | 'jwt'
@@ -19,6 +20,8 @@ interface RefRoot {
   describe: string
   // An error message, or undefined when `rest` (the part after the root) is fine here.
   check(rest: string, route: RouteInfo): string | undefined
+  // A corrected `rest` for a misspelt one (`hedaer.x` → `header.x`), for the did-you-mean note.
+  suggest?(rest: string, route: RouteInfo): string | undefined
   compile(rest: string, mode: TemplateMode): Getter
 }
 
@@ -74,6 +77,17 @@ function checkApp(rest: string, route: RouteInfo): string | undefined {
   return `unknown app field '${rest}': use app.name, app.key, app.tier, app.group or app.meta.KEY`
 }
 
+// `meta.KEY`, `header.NAME`: the first segment is the one that may be misspelt.
+function suggestSegment(rest: string, leaves: readonly string[], branches: readonly string[]): string | undefined {
+  const dot = rest.indexOf('.')
+  if (dot !== -1) {
+    const near = didYouMean(rest.slice(0, dot), branches)
+    return near && `${near}${rest.slice(dot)}`
+  }
+  const near = didYouMean(rest, [...leaves, ...branches])
+  return near && (branches.includes(near) ? `${near}.NAME` : near)
+}
+
 function appGetter(rest: string): Getter {
   if (rest.startsWith('meta.')) {
     const k = rest.slice(5)
@@ -92,12 +106,14 @@ const roots: RefRoot[] = [
     root: 'param',
     describe: 'param.NAME (a capture of the path pattern)',
     check: (rest, route) => (route.params.has(rest) ? undefined : `the route ${route.label} has no capture named '${rest}'`),
+    suggest: (rest, route) => didYouMean(rest, route.params.keys()),
     compile: (rest, mode) => captureGetter(rest, mode),
   },
   {
     root: 'request',
     describe: 'request.ip, request.id, request.method, request.path, request.host, request.scheme, request.header.NAME, request.query.NAME',
     check: (rest) => (rest in requestFields || /^(header|query)\.[A-Za-z0-9_\-.]+$/.test(rest) ? undefined : `unknown request field '${rest}'`),
+    suggest: (rest) => suggestSegment(rest, Object.keys(requestFields), ['header', 'query']),
     compile(rest) {
       if (rest.startsWith('header.')) {
         const name = rest.slice(7).toLowerCase()
@@ -111,7 +127,13 @@ const roots: RefRoot[] = [
     },
   },
   // Identity references: valid only on routes where a directive binds the caller.
-  { root: 'app', describe: 'app.name, app.key, app.tier, app.group, app.meta.KEY', check: checkApp, compile: appGetter },
+  {
+    root: 'app',
+    describe: 'app.name, app.key, app.tier, app.group, app.meta.KEY',
+    check: checkApp,
+    suggest: (rest) => suggestSegment(rest, APP_FIELDS, ['meta']),
+    compile: appGetter,
+  },
   {
     root: 'jwt',
     describe: 'jwt.CLAIM',
@@ -138,16 +160,45 @@ function split(ref: string): [RefRoot | undefined, string] {
   return [roots.find((r) => r.root === head), dot === -1 ? '' : ref.slice(dot + 1)]
 }
 
+export interface RefProblem {
+  message: string
+  // What was probably meant (`request.header.x` for `request.hedaer.x`), when something is close.
+  suggestion?: string
+}
+
+function looksLike(): string {
+  return `references look like ${roots.map((r) => `${r.root}.…`).join(', ')}`
+}
+
 // A bare name (`{id}`) is a capture of the route; anything else needs a known root.
-export function checkReference(ref: string, route: RouteInfo): string | undefined {
+export function checkReference(ref: string, route: RouteInfo): RefProblem | undefined {
   if (!ref.includes('.')) {
     if (route.params.has(ref)) return undefined
-    return `unknown reference '${ref}': the route ${route.label} has no capture of that name, and references look like ${roots.map((r) => `${r.root}.…`).join(', ')}`
+    const message = `unknown reference '${ref}': the route ${route.label} has no capture of that name, and ${looksLike()}`
+    // `{ip}` is request.ip (exactly) before it is a misspelt capture `{id}`.
+    const suggestion = ref in requestFields ? `request.${ref}` : didYouMean(ref, route.params.keys())
+    return { message, suggestion }
   }
   const [root, rest] = split(ref)
-  if (!root) return `unknown reference '${ref}'; references look like ${roots.map((r) => `${r.root}.…`).join(', ')}`
-  if (!rest) return `incomplete reference '${ref}': expected ${root.describe}`
-  return root.check(rest, route)
+  if (!root) {
+    // `reqest.hedaer.x`: the root and then the rest may both be misspelt.
+    const nearName = didYouMean(
+      ref.slice(0, ref.indexOf('.')),
+      roots.map((r) => r.root),
+    )
+    const near = roots.find((r) => r.root === nearName)
+    let suggestion: string | undefined
+    if (near && rest) {
+      const fixed = near.check(rest, route) === undefined ? undefined : near.suggest?.(rest, route)
+      suggestion = `${near.root}.${fixed ?? rest}`
+    }
+    return { message: `unknown reference '${ref}'; ${looksLike()}`, suggestion }
+  }
+  if (!rest) return { message: `incomplete reference '${ref}': expected ${root.describe}` }
+  const message = root.check(rest, route)
+  if (message === undefined) return undefined
+  const fixed = root.suggest?.(rest, route)
+  return { message, suggestion: fixed && fixed !== rest ? `${root.root}.${fixed}` : undefined }
 }
 
 export function compileReference(ref: string, mode: TemplateMode): Getter {

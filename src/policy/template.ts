@@ -1,6 +1,6 @@
 // Templates: `"{app.name}-{param.id}"`. A placeholder is `{` + reference + `}`;
 // any other `{` is literal, and `{{` is always a literal `{`.
-import type { DiagnosticBag } from './diagnostics.ts'
+import { didYouMean, type DiagnosticBag, type Note } from './diagnostics.ts'
 import { checkReference, type RouteInfo, type TemplateMode } from './references.ts'
 import type { Span } from './source.ts'
 
@@ -74,10 +74,18 @@ export function checkTemplate(t: Template, mode: TemplateMode, route: RouteInfo,
     if (p.rest) {
       const capture = route.params.get(p.ref)
       if (mode !== 'path') bag.error('bad-reference', `'{${p.ref}*}' only makes sense in a path; write '{${p.ref}}' here`, p.span)
-      else if (!capture?.rest) bag.error('bad-reference', `the route ${route.label} has no rest capture '{${p.ref}*}'`, p.span)
+      else if (!capture?.rest) {
+        const rests = [...route.params].filter(([, c]) => c.rest).map(([name]) => name)
+        const near = didYouMean(p.ref, rests) ?? (rests.length === 1 ? rests[0] : undefined)
+        bag.error('bad-reference', `the route ${route.label} has no rest capture '{${p.ref}*}'`, p.span, ...suggestionNote(near && `{${near}*}`))
+      }
       continue
     }
     const problem = checkReference(p.ref, route)
-    if (problem) bag.error('unknown-reference', problem, p.span)
+    if (problem) bag.error('unknown-reference', problem.message, p.span, ...suggestionNote(problem.suggestion))
   }
+}
+
+export function suggestionNote(suggestion: string | undefined): Note[] {
+  return suggestion ? [{ message: `did you mean '${suggestion}'?` }] : []
 }

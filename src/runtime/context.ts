@@ -4,6 +4,7 @@ import type { Upgrade } from './websocket.ts'
 import type { Identity } from './identity.ts'
 import type { ClientCert } from './request.ts'
 import type { LimitOutcome } from './limits.ts'
+import type { StepInfo, StepRecord } from './decisions.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -68,6 +69,9 @@ export interface RequestContext {
   upgraded: boolean
   // The request's span when tracing is on (src/trace/); null when it is off.
   trace?: RequestTrace | null
+  // What each directive decided, in order, when the program records decisions (built with
+  // `explain`, src/runtime/decisions.ts); null otherwise.
+  decisions?: StepRecord[] | null
 }
 
 // Tracing, as the request path sees it. With tracing off there is none: the client's
@@ -149,4 +153,7 @@ export interface CompiledRoute {
   protectedHeaders: ReadonlySet<string>
   // Request header name → dropped before forwarding? Filled as names are met (forward.ts).
   forwardVerdicts: Map<string, boolean>
+  // When the program records decisions: every step of the route in plan order (what a trace
+  // lists as not reached when the request ended before it).
+  steps?: readonly StepInfo[]
 }

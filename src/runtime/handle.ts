@@ -32,7 +32,13 @@ export interface HandlerOptions {
   trustProxy: IpMatcher | null
   observer: RequestObserver
   inflight: Inflight
+  // The program records decisions (src/runtime/decisions.ts): each request starts a record.
+  explain?: boolean
 }
+
+// Told which request context a request got (null, and the gateway error, when it got no route):
+// Program.explain reads its decisions once the answer is made.
+export type Explainer = (ctx: RequestContext | null, miss: GatewayError | null) => void
 
 // Requests started on one program and not yet answered, so a reload can dispose of the old
 // program once its last request is done.
@@ -64,16 +70,27 @@ function clientIp(peer: string, xff: string | null, trusted: IpMatcher): string 
   return hops[0] ?? peer
 }
 
-export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) => Promise<Response | undefined> {
+export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer, seen?: Explainer) => Promise<Response | undefined> {
   const { router, trustProxy, observer, inflight } = opts
+  const explain = opts.explain === true
 
-  function early(req: Request, e: GatewayError, id: string, path: string, rawQuery: string, ip: string, start: number): Promise<Response> {
+  function early(
+    req: Request,
+    e: GatewayError,
+    id: string,
+    path: string,
+    rawQuery: string,
+    ip: string,
+    start: number,
+    seen?: Explainer,
+  ): Promise<Response> {
+    if (seen) seen(null, e)
     return oneAnswer(req, e.toResponse(id), req.body === null ? 'none' : 'unread', id).then((res) =>
       observer.done({ id, method: req.method, path, rawQuery, ip, start, gatewayError: e.code, headers: req.headers }, res),
     )
   }
 
-  return async function handle(req, peer) {
+  return async function handle(req, peer, seen) {
     inflight.count++
     try {
       const start = performance.now()
@@ -87,10 +104,19 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
 
       const hostHeader = headers.get('host') ?? ''
       if (!HOST_HEADER.test(hostHeader)) {
-        return await early(req, new GatewayError('bad_request', 'the Host header is missing a valid single value'), id, rawPath, rawQuery, ip, start)
+        return await early(
+          req,
+          new GatewayError('bad_request', 'the Host header is missing a valid single value'),
+          id,
+          rawPath,
+          rawQuery,
+          ip,
+          start,
+          seen,
+        )
       }
       const norm = normalizePath(rawPath)
-      if (!norm) return await early(req, new GatewayError('bad_request', 'the request path is malformed'), id, rawPath, rawQuery, ip, start)
+      if (!norm) return await early(req, new GatewayError('bad_request', 'the request path is malformed'), id, rawPath, rawQuery, ip, start, seen)
       const host = hostOnly(hostHeader)
       let found = router.lookup(method, host, norm.segments)
       // A CORS preflight belongs to the route that would serve the method it asks about: a
@@ -105,13 +131,15 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer) 
         } else preflight = asked !== null && found.kind === 'found' && found.route.plan.preflight !== undefined
       }
       if (found.kind === 'none')
-        return await early(req, new GatewayError('no_route', `no route for ${method} ${norm.path}`), id, rawPath, rawQuery, ip, start)
+        return await early(req, new GatewayError('no_route', `no route for ${method} ${norm.path}`), id, rawPath, rawQuery, ip, start, seen)
       if (found.kind === 'method') {
         const e = new GatewayError('method_not_allowed', `${method} is not allowed here`, { allow: found.allow.join(', ') })
-        return await early(req, e, id, rawPath, rawQuery, ip, start)
+        return await early(req, e, id, rawPath, rawQuery, ip, start, seen)
       }
 
       const ctx = new GatewayRequest(req, id, start, method, host, hostHeader, peer, trusted, ip, norm.path, rawQuery, found.params, found.route)
+      if (explain) ctx.decisions = []
+      if (seen) seen(ctx, null)
       if (observer.begin) observer.begin(ctx)
       if (preflight) return await answerPreflight(ctx, observer)
       const plan = ctx.route.plan

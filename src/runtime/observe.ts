@@ -97,7 +97,9 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
     const route = entry.route as string | null
     const series = route === null ? unrouted : metrics.routeSeries(route)
     series.record(entry.status as number, code, durationMs / 1000, upstream, upstreamMs === null ? null : upstreamMs / 1000)
-    if (ctx !== null && ctx.cacheLookup !== null) metrics.incLabelled('gateway_cache_lookups_total', { route: route ?? '', result: ctx.cacheLookup })
+    if (code === 'unauthenticated' || code === 'forbidden')
+      metrics.incLabelled('gateway_auth_failures_by_app_total', { route: route ?? '', app: (entry.app as string | null) ?? '', code })
+    if (ctx !== null && ctx.cacheLookup) metrics.incLabelled('gateway_cache_lookups_total', { route: route ?? '', result: ctx.cacheLookup })
     const limit = ctx === null ? null : ctx.limit
     if (limit)
       metrics.incLabelled('gateway_rate_limit_decisions_total', {

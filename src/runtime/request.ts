@@ -8,6 +8,7 @@ import { GatewayError } from './gateway-error.ts'
 import { joined, readUpTo } from './body.ts'
 import type { Identity } from './identity.ts'
 import type { LimitOutcome } from './limits.ts'
+import type { StepRecord } from './decisions.ts'
 
 // The certificate a client presented on the TLS listener (src/server/client-cert.ts), read once
 // per connection. The listener asks for one only with --client-ca, and never demands one.
@@ -54,6 +55,7 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   readonly clientCert: ClientCert | null
   upgraded = false
   trace: RequestTrace | null = null
+  decisions: StepRecord[] | null = null
   // Set by the rewrite stage, by canonical name: [name as written, value or null for none].
   private sets: Map<string, [string, string | null]> | null = null
   // Canonical names set here that no directive of the route declares (a script's): the

@@ -5,12 +5,18 @@ import type { StoredApp } from './app-record.ts'
 import type { AppChange, AppRecords, Store } from './store.ts'
 import { MemoryLimits } from './memory-limits.ts'
 import { memorySessions } from './sessions-memory.ts'
-import { MemoryAnswerCache } from './cache-memory.ts'
-import { MemoryKeyValues } from './kv-memory.ts'
+import { MEMORY_CACHE_LIMITS, MemoryAnswerCache } from './cache-memory.ts'
+import { MEMORY_KV_LIMITS, MemoryKeyValues } from './kv-memory.ts'
 
 const SWEEP_EVERY = 1024
 
-export function memoryStore(): Store {
+export interface MemoryStoreOptions {
+  // The clock of nonces, sessions, cached answers and script values (tests pass their own).
+  now?: () => number
+}
+
+export function memoryStore(opts: MemoryStoreOptions = {}): Store {
+  const clock = opts.now ?? Date.now
   const once = new Map<string, number>() // key → expiry (ms since epoch)
   let claims = 0
   const apps = new Map<string, StoredApp>()
@@ -53,7 +59,7 @@ export function memoryStore(): Store {
     live: true,
     ping: async () => {},
     async claimOnce(key, ttlMs) {
-      const now = Date.now()
+      const now = clock()
       if (++claims % SWEEP_EVERY === 0) sweep(now)
       const exp = once.get(key)
       if (exp !== undefined && exp > now) return false
@@ -62,9 +68,9 @@ export function memoryStore(): Store {
       return true
     },
     apps: records,
-    sessions: memorySessions(),
-    cache: new MemoryAnswerCache(),
-    kv: new MemoryKeyValues(),
+    sessions: memorySessions(clock),
+    cache: new MemoryAnswerCache({ ...MEMORY_CACHE_LIMITS, now: clock }),
+    kv: new MemoryKeyValues({ ...MEMORY_KV_LIMITS, now: clock }),
     hit: (rules, _member, now) => limits.hit(rules, now),
     close: async () => {
       listeners.clear()

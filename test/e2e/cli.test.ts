@@ -78,6 +78,19 @@ describe('check and routes', () => {
   test('routes DIR prints the compiled route table', async () => {
     const r = await runCli(['routes', good])
     expect(r.code).toBe(0)
+    expect(r.stdout).toBe(
+      [
+        'METHOD    PATTERN    SOURCE        ACC RW RSP LOG  TERMINAL',
+        'GET       /api/{id}  main:2          -  1   -   -  proxy api',
+        'GET,HEAD  /healthz   sub/health:1    -  -   -   -  respond',
+        '',
+      ].join('\n'),
+    )
+  })
+
+  test('routes --wide DIR prints every directive of every stage', async () => {
+    const r = await runCli(['routes', '--wide', good])
+    expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
     expect(lines).toHaveLength(3)
     expect(lines[0]!.split(/\s{2,}/)).toEqual(['METHOD', 'HOST', 'PATTERN', 'STAGES', 'TERMINAL', 'SOURCE'])

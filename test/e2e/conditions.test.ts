@@ -187,8 +187,8 @@ describe('conditions on the identified caller', () => {
   })
 })
 
-test('gateway routes shows each guarded directive with its condition, terminals in the order they are tried', async () => {
-  const { code, stdout } = await runCli(['routes', dir], KEYS)
+test('gateway routes --wide shows each guarded directive with its condition, terminals in the order they are tried', async () => {
+  const { code, stdout } = await runCli(['routes', '--wide', dir], KEYS)
   expect(code).toBe(0)
   const orders = stdout.split('\n').find((l) => l.includes('/orders/{id:int}'))!
   expect(orders).toContain('rewrite: set header (when request.header.X-Env = "beta", "canary")')

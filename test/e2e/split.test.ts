@@ -181,8 +181,8 @@ describe('a side that is down', () => {
   })
 })
 
-test('gateway routes shows the split', async () => {
-  const { code, stdout } = await runCli(['routes', dir], KEYS)
+test('gateway routes --wide shows the split', async () => {
+  const { code, stdout } = await runCli(['routes', '--wide', dir], KEYS)
   expect(code).toBe(0)
   expect(stdout).toContain('proxy split 50% stable, 50% canary sticky cookie sid')
   expect(stdout).toContain('proxy split 30% stable, 70% canary sticky header x-user')
