@@ -141,12 +141,12 @@ test('least-conn sends new requests away from a target that is busy', async () =
 describe('health checks', () => {
   test('a target failing its check leaves the rotation and comes back when it passes', async () => {
     healthy = false
-    await Bun.sleep(350)
+    // Out of the rotation once the gateway says so (its next check), not after a guessed wait.
+    await gw.waitFor('stderr', /upstream checked: http:\/\/127\.0\.0\.1:\d+ failed 1 health checks; out of the rotation/)
     const during = await Promise.all(Array.from({ length: 6 }, () => gw.fetch('/checked/x').then((r) => r.text())))
     expect(during).toEqual(Array(6).fill('spare GET '))
-    await gw.waitFor('stderr', /upstream checked: http:\/\/127\.0\.0\.1:\d+ failed 1 health checks; out of the rotation/)
     healthy = true
-    await Bun.sleep(350)
+    await gw.waitFor('stderr', /upstream checked: http:\/\/127\.0\.0\.1:\d+ is healthy again/)
     const after = await Promise.all(Array.from({ length: 6 }, () => gw.fetch('/checked/x').then((r) => r.text())))
     expect(new Set(after)).toEqual(new Set(['sick GET ', 'spare GET ']))
   })
