@@ -4,7 +4,7 @@
 // is contacted; the output shows what the upstream would have received.
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { parseArgs } from 'node:util'
+import { commandArgs } from './command-args.ts'
 import type { Explainer, ExplainInput, ExplainOutcome } from '../testing/explain.ts'
 
 export const USAGE =
@@ -23,25 +23,16 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const MAX_REPEAT = 10_000
 
 function parse(argv: string[]): Invocation {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        header: { type: 'string', short: 'H', multiple: true },
-        as: { type: 'string' },
-        body: { type: 'string' },
-        ip: { type: 'string' },
-        repeat: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    // node's messages run on with advice about `--`: the first sentence says it.
-    throw new Usage(`gateway explain: ${(err as Error).message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '')}`)
-  }
+  const parsed = commandArgs('explain', argv, {
+    header: { type: 'string', short: 'H', multiple: true },
+    as: { type: 'string' },
+    body: { type: 'string' },
+    ip: { type: 'string' },
+    repeat: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  if (typeof parsed === 'string') throw new Usage(parsed)
   const { values: v, positionals } = parsed
   if (v.help) throw new Usage(USAGE)
   if (positionals.length !== 2) throw new Usage(`gateway explain: expected DIR and "METHOD /path", got ${positionals.length} argument(s); ${USAGE}`)

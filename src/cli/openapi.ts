@@ -1,30 +1,21 @@
 // `gateway openapi DIR [--server URL] [--title T] [--api-version V]`: the routes of DIR as an
 // OpenAPI 3.1 document (JSON) on stdout. Exit 0; 1 with the diagnostics of `gateway check` when
 // the policies do not check; 2 on misuse.
-import { parseArgs } from 'node:util'
+import { commandArgs, usageExit as usage } from './command-args.ts'
 import { buildOpenApi } from '../compile/build-program.ts'
 import { renderDiagnostics } from '../policy/diagnostics.ts'
 import { PolicyDirError } from '../policy/load.ts'
 
 export const OPENAPI_USAGE = 'usage: gateway openapi DIR [--server URL] [--title T] [--api-version V]'
 
-function usage(message: string): number {
-  process.stderr.write(`${message}\n`)
-  return 2
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { server: { type: 'string' }, title: { type: 'string' }, 'api-version': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    })
-  } catch (e) {
-    return usage(`gateway openapi: ${(e as Error).message.replace(/\. To specify.*$/s, '').split('\n')[0]}`)
-  }
+  const parsed = commandArgs('openapi', argv, {
+    server: { type: 'string' },
+    title: { type: 'string' },
+    'api-version': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  if (typeof parsed === 'string') return usage(parsed)
   const { values, positionals } = parsed
   if (values.help) {
     process.stdout.write(`${OPENAPI_USAGE}\n`)

@@ -6,7 +6,7 @@
 // optionally `app`, `method`, `ip`. Exit 0; 1 with the diagnostics of `gateway check` when the
 // policies do not check; 2 on misuse or an unreadable trace.
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
+import { commandArgs, usageExit as usage } from './command-args.ts'
 import { loadGateway, type Gateway } from '../testing/index.ts'
 
 export const SIMULATE_USAGE = 'usage: gateway simulate DIR TRACE [--json]   (TRACE: a JSON access log, or CSV of time,app,route)'
@@ -218,23 +218,9 @@ export function renderReport(report: Report): string {
   return out
 }
 
-function usage(message: string): number {
-  process.stderr.write(`${message}\n`)
-  return 2
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    })
-  } catch (e) {
-    return usage(`gateway simulate: ${(e as Error).message.replace(/\. To specify.*$/s, '').split('\n')[0]}`)
-  }
+  const parsed = commandArgs('simulate', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
+  if (typeof parsed === 'string') return usage(parsed)
   const { values, positionals } = parsed
   if (values.help) {
     process.stdout.write(`${SIMULATE_USAGE}\n`)
