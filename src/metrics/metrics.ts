@@ -1,5 +1,5 @@
 // Prometheus text exposition of the gateway's counters and histograms.
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+export const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 // Counts per bucket (not cumulative) while recording, so an observation touches one slot;
 // snapshots and /metrics give the cumulative counts Prometheus expects.
@@ -68,6 +68,10 @@ const BUILT_IN: [string, Family][] = [
   ],
   ['gateway_throttled_total', { type: 'counter', help: 'Requests refused by throttle or quota, by route and code.' }],
   ['gateway_auth_failures_total', { type: 'counter', help: 'Requests refused as unauthenticated or forbidden, by route and code.' }],
+  [
+    'gateway_auth_failures_by_app_total',
+    { type: 'counter', help: 'Requests refused as unauthenticated or forbidden, by route, app (empty when none was identified) and code.' },
+  ],
   ['gateway_store_errors_total', { type: 'counter', help: 'Requests answered store_unavailable, by route and code.' }],
   ['gateway_rate_limit_decisions_total', { type: 'counter', help: 'Rate decisions by route, app, tier and result.' }],
   [
@@ -75,6 +79,30 @@ const BUILT_IN: [string, Family][] = [
     { type: 'counter', help: 'cache response lookups by route and result: hit, miss, error (the store did not answer; the upstream answered).' },
   ],
 ]
+
+// Totals since start, read once a second for the admin API's traffic history (server/traffic.ts).
+export interface TrafficTotals {
+  requests: number
+  errors: Map<string, number> // by gateway error code
+  statuses: Map<string, number> // by class: 2xx, 4xx, …
+  latency: number[] // request durations per bucket (BUCKETS, then above the last), not cumulative
+  throttled: Map<string, number> // refused rate decisions by `app\0route`
+  auth: Map<string, number> // auth failures by `app\0route\0code`
+}
+
+const THROTTLED_PREFIX = 'gateway_rate_limit_decisions_total{'
+const AUTH_BY_APP_PREFIX = 'gateway_auth_failures_by_app_total{'
+
+// The labels of a counter's exposition name (`name{a="1",b="x\"y"}`), undoing labels()'s escapes.
+export function labelsOfKey(key: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const re = /([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g
+  const open = key.indexOf('{')
+  if (open === -1) return out
+  re.lastIndex = open
+  for (let m = re.exec(key); m !== null; m = re.exec(key)) out[m[1]!] = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
+  return out
+}
 
 type Series = { labels: Record<string, string>; n: number }
 type HistSeries = { labels: Record<string, string>; h: Histogram }
@@ -122,6 +150,8 @@ export class Metrics {
   private readonly upstreamLatency = new Map<string, HistSeries>()
   private readonly counters = new Map<string, number>()
   private readonly routes = new Map<string, RouteSeries>()
+  // Worker snapshots added (the --workers primary counts the workers that reported).
+  snapshotsAdded = 0
 
   // The per-request handle of a route (null: requests that matched none); ids outlive reloads.
   routeSeries(route: string | null): RouteSeries {
@@ -207,6 +237,7 @@ export class Metrics {
   }
 
   add(s: MetricsSnapshot): void {
+    this.snapshotsAdded++
     for (const [k, v] of s.requests) {
       const c = this.requests.get(k)
       if (c) c.n += v.n
@@ -226,6 +257,60 @@ export class Metrics {
         else byLabels.set(key, { labels: l, value })
       }
     }
+  }
+
+  // A collected family's samples (its collector's and those added from snapshots), summed by labels.
+  samples(name: string): Sample[] {
+    const out = new Map<string, Sample>()
+    const put = (l: Record<string, string>, value: number) => {
+      const key = labels(l)
+      const have = out.get(key)
+      if (have) have.value += value
+      else out.set(key, { labels: l, value })
+    }
+    for (const { labels: l, value } of this.families.get(name)?.collect?.() ?? []) put(l, value)
+    for (const { labels: l, value } of this.added.get(name)?.values() ?? []) put(l, value)
+    return [...out.values()]
+  }
+
+  // Label sets of counter keys, parsed once each (a bounded number, like `labelled`).
+  private readonly parsedKeys = new Map<string, Record<string, string>>()
+  private labelsOf(key: string): Record<string, string> {
+    let l = this.parsedKeys.get(key)
+    if (l === undefined) {
+      l = labelsOfKey(key)
+      if (this.parsedKeys.size < 65_536) this.parsedKeys.set(key, l)
+    }
+    return l
+  }
+
+  // What the traffic history needs, summed over routes: read once a second, no per-request cost.
+  traffic(): TrafficTotals {
+    const t: TrafficTotals = {
+      requests: 0,
+      errors: new Map(),
+      statuses: new Map(),
+      latency: new Array<number>(BUCKETS.length + 1).fill(0),
+      throttled: new Map(),
+      auth: new Map(),
+    }
+    const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n)
+    for (const { labels: l, n } of this.requests.values()) {
+      t.requests += n
+      if (l.code) add(t.errors, l.code, n)
+      add(t.statuses, `${l.status!.charAt(0)}xx`, n)
+    }
+    for (const { h } of this.latency.values()) for (let i = 0; i < h.counts.length; i++) t.latency[i]! += h.counts[i]!
+    for (const [key, n] of this.counters) {
+      if (key.startsWith(THROTTLED_PREFIX)) {
+        const l = this.labelsOf(key)
+        if (l.result === 'refused') add(t.throttled, `${l.app ?? ''}\0${l.route ?? ''}`, n)
+      } else if (key.startsWith(AUTH_BY_APP_PREFIX)) {
+        const l = this.labelsOf(key)
+        add(t.auth, `${l.app ?? ''}\0${l.route ?? ''}\0${l.code ?? ''}`, n)
+      }
+    }
+    return t
   }
 
   render(): string {

@@ -1,9 +1,12 @@
-// The admin listener on 127.0.0.1: health, readiness, metrics, routes, reload, apps (admin-apps.ts).
+// The admin listener on 127.0.0.1: health, readiness, metrics, routes, reload, apps (admin-apps.ts),
+// and what the web console reads (admin-console-api.ts: traffic, upstreams, reloads, source, explain).
 import type { Server } from 'bun'
 import { diagnosticJson } from '../policy/diagnostics.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { newRequestId } from '../runtime/request-id.ts'
 import { appCalls } from './admin-apps.ts'
+import { consoleApi } from './admin-console-api.ts'
+import { consolePages, isConsolePath } from './console/serve.ts'
 import type { Gateway } from './gateway.ts'
 import { sinkTrouble } from '../log/sinks/metrics.ts'
 
@@ -21,7 +24,11 @@ function authorize(req: Request, token: string | undefined): GatewayError | unde
 }
 
 export function startAdmin(gw: Gateway, port: number, token: string | undefined): Server<undefined> {
-  const routes: Record<string, (req: Request) => Response | Promise<Response>> = {
+  const consoleCalls = consoleApi(gw)
+  // The web console (src/server/console/): bundled once, now, and served at /console.
+  const consolePage = consolePages()
+  const routes: Record<string, (req: Request) => Response | GatewayError | Promise<Response | GatewayError>> = {
+    ...consoleCalls.routes,
     'GET /healthz': () => json({ status: 'ok' }),
     'GET /readyz': async () => {
       try {
@@ -52,12 +59,16 @@ export function startAdmin(gw: Gateway, port: number, token: string | undefined)
     port,
     async fetch(req) {
       const path = new URL(req.url).pathname
+      if (isConsolePath(path)) return consolePage(req, path)
       if (path === '/apps' || path.startsWith('/apps/')) {
         const answer = await appCalls(gw, req, path, (r) => authorize(r, token))
         return answer instanceof GatewayError ? answer.toResponse(newRequestId()) : answer
       }
       const route = routes[`${req.method} ${path}`]
-      if (route) return route(req)
+      if (route) {
+        const answer = await route(req)
+        return answer instanceof GatewayError ? answer.toResponse(newRequestId()) : answer
+      }
       const methods = Object.keys(routes)
         .filter((k) => k.endsWith(` ${path}`))
         .map((k) => k.split(' ')[0]!)

@@ -75,6 +75,12 @@ export class Gateway {
       each((t) => (available(t, performance.now()) ? 1 : 0)),
     )
     m.collect(
+      'gateway_upstream_target_ejected',
+      'gauge',
+      '1 while failed tries keep a target out of the rotation (passive health), else 0.',
+      each((t) => (t.state.ejectedUntil > performance.now() ? 1 : 0)),
+    )
+    m.collect(
       'gateway_upstream_active_requests',
       'gauge',
       'Requests waiting for a target to answer.',
@@ -117,9 +123,13 @@ export class Gateway {
 
   private reloads: Promise<unknown> = Promise.resolve()
   // The reload that failed most recently, while the files stay broken (cleared by a good one).
-  rejected: { since: string; reason: string; diagnostics: object[] } | null = null
+  // `text`: the diagnostics as `gateway check` prints them.
+  rejected: { since: string; reason: string; diagnostics: object[]; text: string } | null = null
   // What the last applied reload changed.
   lastChanges: ReloadChanges | null = null
+  // When the program serving now was loaded, and the last applied reload (for GET /reloads).
+  loadedAt = new Date().toISOString()
+  lastReload: { at: string; source: string; changes: ReloadChanges } | null = null
 
   // Builds aside; swaps only when the new program is clean. The old one finishes its requests.
   // Reloads run one after another, each reading the files as they are when it starts.
@@ -141,8 +151,9 @@ export class Gateway {
       })
       this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'failed' })
       const diagnostics = [{ code: 'load-failed', message, notes: [] }]
-      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [] }
+      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [], text: '' }
       this.rejected.diagnostics = diagnostics.map((d) => ({ message: d.message }))
+      this.rejected.text = `${message}\n`
       return { diagnostics }
     }
     if (result.diagnostics) {
@@ -154,8 +165,9 @@ export class Gateway {
       })
       this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'rejected' })
       // Since the first rejection of a series: the files have been broken since then.
-      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [] }
+      this.rejected ??= { since: new Date().toISOString(), reason, diagnostics: [], text: '' }
       this.rejected.diagnostics = result.diagnostics.map(diagnosticJson)
+      this.rejected.text = rendered
       return result
     }
     const old = this.current
@@ -164,6 +176,8 @@ export class Gateway {
     this.watchOutside()
     const changes = programChanges(old.summary, result.program.summary)
     this.lastChanges = changes
+    this.loadedAt = new Date().toISOString()
+    this.lastReload = { at: this.loadedAt, source: reason, changes }
     this.settings.metrics.incLabelled('gateway_reloads_total', { result: 'applied' })
     this.settings.afterReload?.()
     event('reload', `reloaded (${reason}): version ${result.program.version}, ${result.program.routes.length} routes; ${describeChanges(changes)}`, {

@@ -123,6 +123,8 @@ export async function openExplainer(dir: string, opts: ExplainerOptions = {}): P
   let built
   try {
     built = await buildProgram(dir, {
+      // Not a program the gateway serves: it takes no number from the serving programs' sequence.
+      version: 0,
       explain: true,
       healthChecks: false,
       store: opts.store ?? own!,
