@@ -134,6 +134,9 @@ async function serve(opts: GatewayOptions): Promise<void> {
     }
     process.on('SIGTERM', () => void stopWorker())
     process.on('SIGINT', () => void stopWorker())
+    // The primary is gone (killed, crashed): nothing supervises this worker any more, so it
+    // stops too rather than serve the port on its own.
+    process.on('disconnect', () => void stopWorker())
     reportToPrimary(gw.urls, metrics, sinks)
     return
   }

@@ -62,3 +62,24 @@ test('at start-up, workers that cannot serve stop the gateway; the primary ran n
     holder.stop(true)
   }
 })
+
+test('a primary that is killed takes its workers with it: none keeps serving the port alone', async () => {
+  const dir = policyDir({ 'main.policy': 'match GET /a { respond 200 text "a" }\n' })
+  dirs.push(dir)
+  const gw = await startGateway(dir, ['--workers', '2', '--port', String(freePort()), '--no-watch'])
+  const pids = gw.stderr.flatMap((l) => /started worker (\d+)/.exec(l)?.[1] ?? []).map(Number)
+  expect(pids).toHaveLength(2)
+  expect(await (await gw.fetch('/a')).text()).toBe('a')
+  await gw.stop('SIGKILL')
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const deadline = Date.now() + 5_000
+  while (pids.some(alive) && Date.now() < deadline) await Bun.sleep(20)
+  expect(pids.filter(alive)).toEqual([])
+}, 15_000)
