@@ -64,7 +64,7 @@ async function ci(env: { FAKE_TSC: 'ok' | 'fail'; FAKE_PASS: number; FAKE_FAIL: 
 
 test('the typecheck runs before the tests', async () => {
   const r = await ci({ FAKE_TSC: 'ok', FAKE_PASS: 7, FAKE_FAIL: 0 })
-  expect(r.calls.filter((c) => c.startsWith('npx'))).toEqual(['npx tsc --noEmit -p .', 'npx bun test'])
+  expect(r.calls.filter((c) => c.startsWith('npx'))).toEqual(['npx tsc --noEmit -p .', 'npx bun test --parallel'])
   expect(r.last).toBe('7 passed, 0 failed')
   expect(r.code).toBe(0)
 })
@@ -80,4 +80,13 @@ test('a type error adds to failing tests', async () => {
   const r = await ci({ FAKE_TSC: 'fail', FAKE_PASS: 5, FAKE_FAIL: 2 })
   expect(r.last).toBe('5 passed, 3 failed')
   expect(r.code).not.toBe(0)
+})
+
+test("CI runs the README's test command", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const command = /Run the tests[^\n]*\n\n```sh\n(.*)\n```/.exec(readme)?.[1]
+  expect(command).toBe('npm install && npx bun test --parallel')
+  const run = readFileSync(join(ROOT, '.ci/run'), 'utf8')
+  expect(run).toContain('npm install --no-audit --no-fund')
+  expect(run).toContain('npx bun test --parallel 2>&1')
 })
