@@ -477,14 +477,21 @@ test('keyboard, narrow window and dark scheme', async () => {
   )
   await until(
     () =>
-      p.evaluate(
-        () => (globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string } } }).document.activeElement.textContent,
-      ),
-    (t) => t === 'Upstreams',
+      p.evaluate(() => {
+        const active = (globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string } } }).document.activeElement
+        return `${active.tagName} ${active.textContent}`
+      }),
+    // The heading, not the nav link of the same name that had the focus before.
+    (t) => t === 'H1 Upstreams',
     2_000,
     'focus on the heading',
   )
-  expect(await nav.getByRole('link', { name: 'Upstreams' }).getAttribute('aria-current')).toBe('page')
+  await until(
+    () => nav.getByRole('link', { name: 'Upstreams' }).getAttribute('aria-current'),
+    (current) => current === 'page',
+    2_000,
+    'the nav link marked current',
+  )
   // The focus ring is visible.
   await nav.getByRole('link', { name: 'Apps' }).focus()
   await p.keyboard.press('Shift+Tab')
