@@ -29,9 +29,9 @@ local function decide(k, a, n, member)
     local limit, w = tonumber(ARGV[a + 3 * i - 1]), tonumber(ARGV[a + 3 * i])
     local c, reset
     if kind == 's' then
-      local ty = redis.call('TYPE', key).ok
-      if ty ~= 'zset' and ty ~= 'none' then return {-1, -1, 0} end
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - w)
+      -- pcall: a key of another type is this decision's failure, not the whole call's.
+      local trimmed = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', now - w)
+      if type(trimmed) == 'table' and trimmed.err then return {-1, -1, 0} end
       c = redis.call('ZCARD', key)
       reset = w
       if c > 0 then reset = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) + w - now end
@@ -41,9 +41,8 @@ local function decide(k, a, n, member)
         if limit > 0 then reply[3] = tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now end
       end
     else
-      local ty = redis.call('TYPE', key).ok
-      if ty ~= 'string' and ty ~= 'none' then return {-1, -1, 0} end
-      local v = redis.call('GET', key)
+      local v = redis.pcall('GET', key)
+      if type(v) == 'table' and v.err then return {-1, -1, 0} end
       c = 0
       if v then c = tonumber(v) end
       if not c then return {-1, -1, 0} end
