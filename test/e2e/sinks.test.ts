@@ -137,6 +137,16 @@ async function start(policy: string, spool: string, args: string[] = []): Promis
   return { gw, dir }
 }
 
+// The receiver holds at least n distinct entries (within ms).
+function storedAtLeast(r: Receiver, n: number, ms: number): Promise<number> {
+  return until(
+    () => r.stored.size,
+    (size) => size >= n,
+    ms,
+    `${n} entries stored`,
+  )
+}
+
 // n requests, 50 at a time; every one answered 200.
 async function load(gw: RunningGateway, n: number, from = 0): Promise<void> {
   let next = from
@@ -209,12 +219,7 @@ describe('http _bulk sink', () => {
     expect(await sinkMetric(gw, 'gateway_sink_delivery_errors_total')).toBeGreaterThan(0)
     await gw.waitFor('stderr', /sink es: delivery to _bulk http:\/\/127.0.0.1:\d+\/_bulk failed: cannot connect/)
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 5000,
-      30_000,
-      'stored',
-    )
+    await storedAtLeast(r, 5000, 30_000)
     expect(r.order).toEqual(ids)
     expect(r.stored.get(ids[42]!)).toMatchObject({ request_id: ids[42], route: ROUTE, status: 200, method: 'GET', path: '/r/42' })
     // Every stored entry is the access-log entry of stdout.
@@ -261,12 +266,7 @@ describe('http _bulk sink', () => {
     await load(b.gw, 2500, 2500)
     const second = await logged(b.gw, 2500)
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 5000,
-      30_000,
-      'stored',
-    )
+    await storedAtLeast(r, 5000, 30_000)
     expect(r.order).toEqual([...first, ...second])
     await until(
       () => sinkMetric(b.gw, 'gateway_sink_spool_bytes'),
@@ -294,12 +294,7 @@ describe('http _bulk sink', () => {
     await load(b.gw, 100, 1000)
     const second = await logged(b.gw, 100)
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 1100,
-      20_000,
-      'stored',
-    )
+    await storedAtLeast(r, 1100, 20_000)
     expect(r.order).toEqual([...first, ...second])
   })
 
@@ -308,12 +303,7 @@ describe('http _bulk sink', () => {
     const { gw } = await start(sinkPolicy(`http ${r.url} batch 100 every 50ms; ${FAST}`), tempDir())
     await load(gw, 300)
     const ids = await logged(gw, 300)
-    await until(
-      () => r.stored.size,
-      (n) => n >= 300,
-      15_000,
-      'stored',
-    )
+    await storedAtLeast(r, 300, 15_000)
     expect(r.order).toEqual(ids)
     expect(r.requests.length).toBeGreaterThan(3)
     expect(await sinkMetric(gw, 'gateway_sink_delivery_errors_total')).toBeGreaterThanOrEqual(3)
@@ -325,12 +315,7 @@ describe('http _bulk sink', () => {
     const { gw } = await start(sinkPolicy(`http ${r.url} batch 100 every 50ms timeout 300ms; ${FAST}`), tempDir())
     await load(gw, 200)
     const ids = await logged(gw, 200)
-    await until(
-      () => r.stored.size,
-      (n) => n >= 200,
-      15_000,
-      'stored',
-    )
+    await storedAtLeast(r, 200, 15_000)
     expect(new Set(r.order)).toEqual(new Set(ids))
     await until(
       () => sinkMetric(gw, 'gateway_sink_up'),
@@ -350,12 +335,7 @@ describe('http _bulk sink', () => {
     const { gw } = await start(sinkPolicy(`http ${r.url} batch 10 every 2s; ${FAST}`), tempDir())
     await load(gw, 10)
     const ids = await logged(gw, 10)
-    await until(
-      () => r.stored.size,
-      (n) => n >= 9,
-      10_000,
-      'stored',
-    )
+    await storedAtLeast(r, 9, 10_000)
     const first = r.requests[0]!.map((it) => it.id)
     expect(first).toEqual(ids)
     // The second request carries exactly the items refused with 429 or 503, in order.
@@ -379,12 +359,7 @@ describe('http _bulk sink', () => {
       'a failed delivery',
     )
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 500,
-      15_000,
-      'stored',
-    )
+    await storedAtLeast(r, 500, 15_000)
     expect(r.order).toEqual(ids)
     expect(Object.keys(r.requests[0]![0]!.doc)).toContain('request_id')
   })
@@ -460,12 +435,7 @@ match GET /stream { log to es; set response header X-Version = "${n}"; proxy up 
       while (!(await reader.read()).done);
       const streamId = streaming.headers.get('x-request-id')!
       const ids = await logged(gw, 1500)
-      await until(
-        () => r.stored.size,
-        (n) => n >= 1501,
-        10_000,
-        'stored',
-      )
+      await storedAtLeast(r, 1501, 10_000)
       expect(r.stored.has(streamId)).toBe(true)
       expect(new Set(r.order)).toEqual(new Set([...ids, streamId]))
       // A receiver that never failed got every entry exactly once.
@@ -490,12 +460,7 @@ match GET /stream { log to es; set response header X-Version = "${n}"; proxy up 
     writePolicies(dir, { 'sinks.policy': `match ${ROUTE} { respond 200 text "ok" }\n` })
     expect((await gw.admin('/reload', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200)
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 200,
-      10_000,
-      'stored',
-    )
+    await storedAtLeast(r, 200, 10_000)
     expect(r.order).toEqual(ids)
     // Closed: its spool slot is gone.
     await until(
@@ -534,12 +499,7 @@ describe('a full spool', () => {
     expect(((await ready.json()) as { reason: string }).reason).toContain('sink es: no room left')
     await gw.waitFor('stderr', /sink es: spool full/)
     r.start()
-    await until(
-      () => r.stored.size,
-      (n) => n >= 300 - dropped,
-      10_000,
-      'stored',
-    )
+    await storedAtLeast(r, 300 - dropped, 10_000)
     await until(
       async () => (await gw.admin('/readyz')).status,
       (s) => s === 200,
