@@ -120,6 +120,23 @@ const serverSpan = (spans: ReceivedSpan[]) => spans.find((s) => s.kind === SERVE
 const tries = (spans: ReceivedSpan[]) =>
   spans.filter((s) => s.kind === CLIENT).sort((a, b) => Number(a.attributes['portcullis.attempt']) - Number(b.attributes['portcullis.attempt']))
 
+// Two requests to `path`, each continuing a client trace of its own (round robin: one of them
+// is the one a two-target upstream retries), and the spans each trace got.
+async function twoTraced(gw: RunningGateway, rx: Receiver, path: string, probe: string) {
+  const traces = [clientTrace(), clientTrace()]
+  for (const [i, c] of traces.entries()) expect((await get(gw, path, `${probe} ${i}`, { traceparent: c.traceparent })).status).toBe(200)
+  const all = await Promise.all(
+    traces.map((c) =>
+      until(
+        () => spansOf(rx, c.traceId),
+        (s) => s.length >= 2 && s.some((x) => x.kind === SERVER),
+        5_000,
+      ),
+    ),
+  )
+  return { traces, all }
+}
+
 async function get(gw: RunningGateway, path: string, probe: string, headers: Record<string, string> = {}): Promise<Response> {
   const res = await gw.fetch(path, { headers: { 'x-probe': probe, ...headers } })
   await res.arrayBuffer()
@@ -232,17 +249,7 @@ describe('tracing on (OTLP http/json)', () => {
 
   test('a retried connect error: one try span per attempt, numbered, both under the request span', async () => {
     // Round robin: of two requests, one starts on the closed target and is retried.
-    const traces = [clientTrace(), clientTrace()]
-    for (const [i, c] of traces.entries()) expect((await get(gw, '/retry', `retry ${i}`, { traceparent: c.traceparent })).status).toBe(200)
-    const all = await Promise.all(
-      traces.map((c) =>
-        until(
-          () => spansOf(rx, c.traceId),
-          (s) => s.length >= 2 && s.some((x) => x.kind === SERVER),
-          5_000,
-        ),
-      ),
-    )
+    const { traces, all } = await twoTraced(gw, rx, '/retry', 'retry')
     const retried = all.find((s) => tries(s).length === 2)
     expect(retried).toBeDefined()
     const req = serverSpan(retried!)
@@ -264,17 +271,7 @@ describe('tracing on (OTLP http/json)', () => {
   })
 
   test('a retried 503: the first try span carries the status, each upstream saw its own try as parent', async () => {
-    const traces = [clientTrace(), clientTrace()]
-    for (const [i, c] of traces.entries()) expect((await get(gw, '/status', `status ${i}`, { traceparent: c.traceparent })).status).toBe(200)
-    const all = await Promise.all(
-      traces.map((c) =>
-        until(
-          () => spansOf(rx, c.traceId),
-          (s) => s.length >= 2 && s.some((x) => x.kind === SERVER),
-          5_000,
-        ),
-      ),
-    )
+    const { traces, all } = await twoTraced(gw, rx, '/status', 'status')
     const i = all.findIndex((s) => tries(s).length === 2)
     expect(i).not.toBe(-1)
     const [first, second] = tries(all[i]!)
