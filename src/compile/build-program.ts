@@ -14,7 +14,7 @@ import type { Store } from '../store/store.ts'
 import { SinkManager } from '../log/sinks/manager.ts'
 import { DEFAULT_SPOOL_DIR } from '../log/sinks/spec.ts'
 import type { TestJwtKey } from '../directives/define.ts'
-import { recordFacts } from '../testing/facts.ts'
+import { recordFacts, recordSources } from '../testing/facts.ts'
 
 let processStore: Store | null = null
 let processSinks: SinkManager | null = null
@@ -95,7 +95,8 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
     explain: opts.explain,
     retarget: opts.retarget,
   })
-  recordFacts(program, checked, env, opts.testJwtKey !== undefined)
+  recordSources(program, checked)
+  if (opts.explain) recordFacts(program, checked, env, opts.testJwtKey !== undefined)
   return { program }
 }
 

@@ -9,7 +9,7 @@ import { diagnosticJson, renderDiagnostics } from '../policy/diagnostics.ts'
 import { renderTrace } from '../runtime/decisions.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
 import { available } from '../runtime/upstream.ts'
-import { factsOf } from '../testing/facts.ts'
+import { sourcesOf } from '../testing/facts.ts'
 import type { Gateway } from './gateway.ts'
 import { HISTORY_SECONDS, TrafficHistory, trafficStream } from './traffic.ts'
 
@@ -140,7 +140,7 @@ function source(gw: Gateway, url: URL): Response | GatewayError {
   const unknown = new GatewayError('no_route', `'${file.slice(0, 200)}' is not a policy file of the program serving now`)
   // Never a way out of the directory: a `..` step, or a NUL, is refused before any lookup.
   if (file.includes('\0') || file.split(/[/\\]/).includes('..')) return unknown
-  const sources = factsOf(gw.program)?.sources
+  const sources = sourcesOf(gw.program)
   if (!sources) return unknown
   const base = policyBase(gw.settings.policies)
   const inside = (abs: string) => {

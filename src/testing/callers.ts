@@ -125,7 +125,7 @@ async function present(p: Pending, m: AuthFact, app: App, facts: ProgramFacts, r
 // (an unknown app, an app without the credential the route requires).
 export async function identify(program: Program, req: Request, caller: Caller, now: number): Promise<{ request: Request; peer: Partial<Peer> }> {
   const facts = factsOf(program)
-  if (!facts) throw new Error('this program was not made by buildProgram: its routes are unknown to the testing kit')
+  if (!facts) throw new Error('this program was not built with `explain` (as the testing kit builds): its routes are unknown to the kit')
   const route = routeOf(facts, req)
   const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer())
   const p: Pending = { request: new Request(req.url, { method: req.method, headers: req.headers, body }), peer: {}, body, sign: null }

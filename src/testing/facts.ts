@@ -2,7 +2,9 @@
 // credentials the way its routes ask for them: each route's `require` lines with their options,
 // its pattern (to find the route a request takes), which route logs in, and the file apps' API
 // keys as written (the program itself keeps only their SHA-256). Recorded by buildProgram for
-// every program, read through `factsOf`; nothing here runs on the request path.
+// programs built with `explain` (the kit's, `gateway explain`'s) only: a serving program does not
+// keep its checked form and secrets alive for them. Every program keeps its policy texts
+// (`sourcesOf`, the admin API's GET /source). Nothing here runs on the request path.
 import type { CheckedProgram } from '../check/check-program.ts'
 import { readSecret, type Env } from '../policy/secrets.ts'
 import type { CompiledRoute } from '../runtime/context.ts'
@@ -43,15 +45,32 @@ export interface ProgramFacts {
   apiKeys(app: string): KeyFact[]
   // Built with the kit's JWT key (BuildOptions.testJwtKey): minted tokens are accepted.
   testJwt: boolean
-  // The text of the policy files that hold the program's routes, upstreams and apps, as they
-  // were loaded, by absolute path (the admin API's GET /source).
-  sources: ReadonlyMap<string, { path: string; text: string }>
 }
 
+// The text of the policy files that hold a program's routes, upstreams and apps, as they were
+// loaded, by absolute path.
+export type ProgramSources = ReadonlyMap<string, { path: string; text: string }>
+
 const recorded = new WeakMap<Program, ProgramFacts>()
+const texts = new WeakMap<Program, ProgramSources>()
 
 export function factsOf(program: Program): ProgramFacts | undefined {
   return recorded.get(program)
+}
+
+export function sourcesOf(program: Program): ProgramSources | undefined {
+  return texts.get(program)
+}
+
+export function recordSources(program: Program, checked: CheckedProgram): void {
+  const sources = new Map<string, { path: string; text: string }>()
+  const spans = [
+    ...checked.routes.map((r) => r.patternSpan),
+    ...[...checked.upstreams.values()].map((u) => u.span),
+    ...[...checked.apps.values()].map((a) => a.span),
+  ]
+  for (const { file } of spans) if (!sources.has(file.absPath)) sources.set(file.absPath, { path: file.path, text: file.text })
+  texts.set(program, sources)
 }
 
 const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {})
@@ -93,19 +112,11 @@ export function recordFacts(program: Program, checked: CheckedProgram, env: Env,
     }
     return { route: program.routes[i]!, requires }
   })
-  const sources = new Map<string, { path: string; text: string }>()
-  const spans = [
-    ...checked.routes.map((r) => r.patternSpan),
-    ...[...checked.upstreams.values()].map((u) => u.span),
-    ...[...checked.apps.values()].map((a) => a.span),
-  ]
-  for (const { file } of spans) if (!sources.has(file.absPath)) sources.set(file.absPath, { path: file.path, text: file.text })
   let router: Router | null = null
   const byRoute = new Map(routes.map((f) => [f.route, f]))
   recorded.set(program, {
     routes,
     testJwt,
-    sources,
     lookup(method, host, segments) {
       if (router === null) {
         router = new Router()
