@@ -125,6 +125,7 @@ function run(fn: ScriptFn, c: BaseContext, site: ScriptSite, ctx: RequestContext
     }
     const watched: Timed = {
       deadline: t0 + site.budgetMs,
+      deadlineSlot: -1,
       expire: () => settle(overBudget(site, ctx, performance.now() - t0, false)),
     }
     watchDeadline(watched)

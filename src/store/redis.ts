@@ -198,6 +198,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     return new Promise<T>((resolve, reject) => {
       const watched: Timed = {
         deadline: performance.now() + CALL_DEADLINE_MS,
+        deadlineSlot: -1,
         expire() {
           unwatchDeadline(watched)
           reject(new StoreUnavailable(`redis did not answer within ${CALL_DEADLINE_MS} ms`))

@@ -179,6 +179,7 @@ type Phase = 'connect' | 'send' | 'wait' | 'body' | 'done'
 // The exchange is its reader's sink and its own result (fewer objects per request).
 class Exchange implements Timed, ResponseSink, ExchangeResult {
   deadline = Infinity
+  deadlineSlot = -1
   private phase: Phase = 'connect'
   private conn: Conn | null = null
   connecting: Conn | null = null // made for this exchange, not yet carrying it
