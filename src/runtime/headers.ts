@@ -12,6 +12,8 @@ const HOP_BY_HOP = new Set([
   'host',
 ])
 
+export const HOP_BY_HOP_NAMES: ReadonlySet<string> = HOP_BY_HOP
+
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName)
 }

@@ -1,5 +1,5 @@
 // The access log in process: lines round-trip through JSON whatever their strings hold, the
-// pretty line, query redaction, and the writer's batching (one sink write per turn, nothing
+// pretty line, query redaction, and the writer's batching (one sink write per interval, nothing
 // lost on flush or on exit).
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
@@ -122,30 +122,39 @@ describe('redactQuery', () => {
   })
 })
 
-function fakeSink(): LogSink & { chunks: string[]; flushes: number } {
+function fakeSink(): LogSink & { chunks: string[]; flushes: number; written(): Promise<void> } {
+  let wake: (() => void) | null = null
   const sink = {
     chunks: [] as string[],
     flushes: 0,
     write(chunk: string) {
       sink.chunks.push(chunk)
+      wake?.()
     },
     flush() {
       sink.flushes++
     },
+    // The next write.
+    written: () => new Promise<void>((resolve) => (wake = resolve)),
   }
   return sink
 }
 
 describe('the writer', () => {
-  test('lines of one event-loop turn reach the sink as one write, in order', async () => {
+  test('lines written within the flush interval reach the sink as one write, in order, after it', async () => {
     const sink = fakeSink()
-    const w = stdoutWriter(sink)
+    const w = stdoutWriter(sink, 20)
+    const started = performance.now()
+    const first = sink.written()
     for (let i = 0; i < 100; i++) w.write(`line ${i}\n`)
-    expect(sink.chunks).toEqual([])
     await new Promise((r) => setImmediate(r))
+    expect(sink.chunks).toEqual([]) // not at the end of the turn
+    await first
+    expect(performance.now() - started).toBeGreaterThanOrEqual(15)
     expect(sink.chunks).toEqual([Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join('')])
+    const second = sink.written()
     w.write('next\n')
-    await new Promise((r) => setImmediate(r))
+    await second
     expect(sink.chunks).toEqual([expect.any(String), 'next\n'])
   })
 
@@ -166,7 +175,7 @@ describe('the writer', () => {
     await w.flush()
     expect(sink.chunks).toEqual(['a\nb\n'])
     expect(sink.flushes).toBeGreaterThanOrEqual(1)
-    await new Promise((r) => setImmediate(r)) // the scheduled turn finds nothing left
+    await Bun.sleep(20) // the flush interval has passed: nothing more is written
     expect(sink.chunks).toEqual(['a\nb\n'])
   })
 

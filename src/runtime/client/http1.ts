@@ -20,8 +20,35 @@ export interface ResponseSink {
 const MAX_HEAD = 64 * 1024
 const MAX_LINE = 4096
 const MAX_TRAILERS = 16 * 1024
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/
+// RFC 9110 tchar, by character code.
+const TCHAR = new Uint8Array(128)
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1
+const isOws = (c: number): boolean => c === 32 || c === 9
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
+
+// `HTTP/1.0` or `HTTP/1.1`, a space, three digits (the first 1-9), then the end or a space and
+// a reason without control characters but HTAB.
+function statusLine(text: string, eol: number): boolean {
+  if (eol < 12 || !text.startsWith('HTTP/1.')) return false
+  const minor = text.charCodeAt(7)
+  if ((minor !== 48 && minor !== 49) || text.charCodeAt(8) !== 32) return false
+  const d = text.charCodeAt(9)
+  if (d < 49 || d > 57 || !isDigit(text.charCodeAt(10)) || !isDigit(text.charCodeAt(11))) return false
+  if (eol === 12) return true
+  if (text.charCodeAt(12) !== 32) return false
+  for (let i = 13; i < eol; i++) {
+    const c = text.charCodeAt(i)
+    if ((c < 32 && c !== 9) || c === 127) return false
+  }
+  return true
+}
+
+// 1 to 15 decimal digits.
+function decimal(t: string): boolean {
+  if (t.length === 0 || t.length > 15) return false
+  for (let i = 0; i < t.length; i++) if (!isDigit(t.charCodeAt(i))) return false
+  return true
+}
 const CRLF = Buffer.from('\r\n')
 const HEAD_END = Buffer.from('\r\n\r\n')
 
@@ -150,28 +177,50 @@ export class ResponseReader {
   }
 
   private readHead(text: string, rest: Buffer): boolean {
-    const lines = text.split('\r\n')
-    const m = STATUS_LINE.exec(lines[0]!)
-    if (!m) return (void this.fail('the status line is malformed'), false)
-    const status = Number(m[2])
-    const minor = m[1] === '1' ? 1 : 0
+    // The status line: `HTTP/1.x NNN[ reason]`, read by character code.
+    const n = text.length
+    let eol = 0
+    while (eol < n && text.charCodeAt(eol) !== 13) eol++
+    if (!statusLine(text, eol)) return (void this.fail('the status line is malformed'), false)
+    const minor = text.charCodeAt(7) === 49 ? 1 : 0
+    const status = (text.charCodeAt(9) - 48) * 100 + (text.charCodeAt(10) - 48) * 10 + (text.charCodeAt(11) - 48)
+    const reason = eol > 13 ? text.slice(13, eol) : ''
     const fields: [string, string][] = []
     let length: string | null = null
     let chunked = false
     let coded = false
     let connection = ''
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!
-      const colon = line.indexOf(':')
-      const name = colon > 0 ? line.slice(0, colon) : ''
-      if (!TOKEN.test(name)) return (void this.fail('a response header line is malformed'), false)
-      const value = line.slice(colon + 1).trim()
-      if (value.includes('\n') || value.includes('\r') || value.includes('\0')) return (void this.fail('a response header value is malformed'), false)
+    // Field lines: a token, `:`, optional whitespace, a value without CR, LF or NUL, optional
+    // whitespace, CRLF (the head is Latin-1; it ends before the blank line).
+    let pos = eol + 2
+    if (eol < n && text.charCodeAt(eol + 1) !== 10) return (void this.fail('the status line is malformed'), false)
+    while (pos < n) {
+      let i = pos
+      for (let c = text.charCodeAt(i); i < n && c < 128 && TCHAR[c] === 1; c = text.charCodeAt(++i));
+      if (i === pos || i === n || text.charCodeAt(i) !== 58) return (void this.fail('a response header line is malformed'), false)
+      const name = text.slice(pos, i)
+      let end = i + 1
+      for (; end < n; end++) {
+        const c = text.charCodeAt(end)
+        if (c === 13) break
+        if (c === 10 || c === 0) return (void this.fail('a response header value is malformed'), false)
+      }
+      if (end < n && text.charCodeAt(end + 1) !== 10) return (void this.fail('a response header value is malformed'), false)
+      let from = i + 1
+      while (from < end && isOws(text.charCodeAt(from))) from++
+      let to = end
+      while (to > from && isOws(text.charCodeAt(to - 1))) to--
+      const value = text.slice(from, to)
+      pos = end + 2
+      fields.push([name, value])
+      // Only three names shape the framing; the rest are passed on as they are.
+      const len = name.length
+      if (len !== 14 && len !== 17 && len !== 10) continue
       const lower = name.toLowerCase()
       if (lower === 'content-length') {
-        for (const v of value.split(',')) {
+        for (const v of value.includes(',') ? value.split(',') : [value]) {
           const t = v.trim()
-          if (!/^\d{1,15}$/.test(t) || (length !== null && t !== length))
+          if (!decimal(t) || (length !== null && t !== length))
             return (void this.fail('the response has conflicting or malformed Content-Length'), false)
           length = t
         }
@@ -179,7 +228,6 @@ export class ResponseReader {
         coded = true
         chunked = value.toLowerCase().split(',').at(-1)!.trim() === 'chunked'
       } else if (lower === 'connection') connection += `,${value.toLowerCase()}`
-      fields.push([name, value])
     }
     if (status < 200 && status !== 101) {
       // 100 Continue, 103 Early Hints: interim answers; the final one follows.
@@ -190,7 +238,7 @@ export class ResponseReader {
     const upgrade = status === 101
     if (upgrade) {
       this.mode = 'done'
-      this.sink.head({ status, reason: m[3] ?? '', minor, fields, keepAlive: false, upgrade }, rest)
+      this.sink.head({ status, reason, minor, fields, keepAlive: false, upgrade }, rest)
       return false
     }
     if (this.noBody || status === 204 || status === 304) this.mode = 'done'
@@ -203,7 +251,7 @@ export class ResponseReader {
       this.mode = this.remaining === 0 ? 'done' : 'length'
     } else this.mode = 'close'
     if (this.mode === 'close') keepAlive = false
-    const go = this.sink.head({ status, reason: m[3] ?? '', minor, fields, keepAlive, upgrade }, rest)
+    const go = this.sink.head({ status, reason, minor, fields, keepAlive, upgrade }, rest)
     if (this.mode === 'done') this.finish(rest.length > 0)
     return go
   }
