@@ -112,6 +112,41 @@ describe('answers that could smuggle', () => {
     expect(read('garbage\r\n\r\n').failed).not.toBeNull()
   })
 
+  test('a bare CR or LF, a NUL or a control character in the status line or a field is refused', () => {
+    for (const head of [
+      'HTTP/1.1 200 O\rK\r\nContent-Length: 0',
+      'HTTP/1.1 200 O\x01K\r\nContent-Length: 0',
+      'HTTP/1.1 200\x00\r\nContent-Length: 0',
+      'HTTP/1.1 2000 OK\r\nContent-Length: 0',
+      'HTTP/1.1 099 OK\r\nContent-Length: 0',
+      'HTTP/1.2 200 OK\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\nX-\u00e9: 1\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\n: no name\r\nContent-Length: 0',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1e3',
+    ])
+      expect({ head, failed: read(`${head}\r\n\r\n`).failed !== null }).toEqual({ head, failed: true })
+  })
+
+  test('a reason may be empty or missing, and carries tabs and Latin-1; field values are trimmed of spaces and tabs only', () => {
+    expect(read('HTTP/1.1 204\r\n\r\n').head).toMatchObject({ status: 204, reason: '' })
+    expect(read('HTTP/1.1 204 \r\n\r\n').head).toMatchObject({ status: 204, reason: '' })
+    expect(read('HTTP/1.0 404 Not\tFound \u00e9\r\nContent-Length: 0\r\n\r\n').head).toMatchObject({
+      status: 404,
+      minor: 0,
+      reason: 'Not\tFound \u00e9',
+    })
+    const r = read('HTTP/1.1 200 OK\r\nX-A: \t a b \t\r\nX-B:\r\nX-C:\u00a0c\u00a0\r\nContent-Length: 0\r\n\r\n')
+    expect(r.head!.fields).toEqual([
+      ['X-A', 'a b'],
+      ['X-B', ''],
+      ['X-C', '\u00a0c\u00a0'],
+      ['Content-Length', '0'],
+    ])
+  })
+
   test('a bare LF does not end the head', () => {
     const r = read('HTTP/1.1 200 OK\nContent-Length: 2\n\nok')
     expect(r.head).toBeNull()
