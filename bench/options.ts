@@ -28,7 +28,9 @@ export type Row = (typeof ROWS)[number]
 
 export const USAGE = `usage: bun bench/run.ts [--connections 50] [--duration 10] [--warmup 1] [--repeat 1]
                        [--only ${ROWS.join(',')}] [--workers N] [--no-pin]
-                       [--load auto|wrk|bun] [--max-requests 1000000] [--ready-timeout 15]`
+                       [--load auto|wrk|bun] [--max-requests 1000000] [--ready-timeout 15]
+                       [--pace MS]   (the paced latency runs: each connection waits MS ms between
+                                      requests; default 10, 0 skips them)`
 
 export interface BenchOptions {
   rows: Row[]
@@ -41,6 +43,7 @@ export interface BenchOptions {
   load: 'auto' | 'wrk' | 'bun'
   maxRequests: string
   readyTimeout: string
+  paceMs: number // 0: no paced runs
 }
 
 function count(text: string, flag: string, min: number): number {
@@ -63,6 +66,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       load: { type: 'string', default: 'auto' },
       'max-requests': { type: 'string', default: '1000000' },
       'ready-timeout': { type: 'string', default: '15' },
+      pace: { type: 'string', default: '10' },
     },
     strict: true,
   })
@@ -82,5 +86,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     load: values.load as BenchOptions['load'],
     maxRequests: values['max-requests'],
     readyTimeout: values['ready-timeout'],
+    paceMs: count(values.pace, '--pace', 0),
   }
 }

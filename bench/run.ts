@@ -28,6 +28,7 @@ import {
 import { sinkNotes, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
 import { TRACING_CPU_ROWS, TRACING_ROWS, TracingBench } from './tracing.ts'
 import { CpuTally } from './cpu.ts'
+import { paced, PACED_ROWS, pacedTable } from './paced.ts'
 
 const root = join(import.meta.dir, '..')
 const MAX_ERROR_RATE = 0.01
@@ -282,6 +283,11 @@ async function main(): Promise<number> {
       if (m.reused) reused.set(row, (reused.get(row) ?? 0) + m.reused)
     }
   }
+  // The same rows at a paced load (wrk only): what each proxy adds to latency when none is saturated.
+  const pacedRows = opts.paceMs > 0 && load.wrk ? targets.filter((row) => PACED_ROWS.includes(row)) : []
+  if (opts.paceMs > 0 && !load.wrk && targets.some((row) => PACED_ROWS.includes(row))) notes.push('paced runs: they need wrk; skipped')
+  const pacedRuns = new Map<Row, LoadResult[]>(pacedRows.map((row) => [row, []]))
+  for (let i = 0; i < opts.repeat; i++) for (const row of pacedRows) pacedRuns.get(row)?.push(await paced(url(row), load, opts.paceMs))
   if (tracing) notes.push(...(await tracing.notes(cpu)))
   notes.push(...sinkNotes(cpu))
   for (const [name, gw] of gateways) await stopGateway(name, gw)
@@ -292,6 +298,12 @@ async function main(): Promise<number> {
 
   const rows: [string, LoadResult][] = targets.map((row) => [row, combine(runs.get(row) ?? [])])
   console.log(`\n${table(rows)}\n`)
+  if (pacedRows.length > 0) {
+    const pacedResults: [string, LoadResult][] = pacedRows.map((row) => [row, combine(pacedRuns.get(row) ?? [])])
+    console.log(`paced: each of the ${opts.connections} connections waits ${opts.paceMs} ms after every answer (no proxy saturated)`)
+    console.log(`${pacedTable(pacedResults)}\n`)
+    rows.push(...pacedResults.map(([name, r]): [string, LoadResult] => [`${name} (paced)`, r]))
+  }
   for (const note of notes) console.log(note)
   let status = 0
   for (const [name, r] of rows) {

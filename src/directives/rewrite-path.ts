@@ -1,5 +1,5 @@
 import { GatewayError } from '../runtime/gateway-error.ts'
-import { normalizePath } from '../runtime/normalize.ts'
+import { normalizedPath } from '../runtime/normalize.ts'
 import { defineDirective } from './define.ts'
 
 export default defineDirective({
@@ -25,9 +25,9 @@ export default defineDirective({
     const build = ctx.template(cfg.template, 'path')
     // Captures are normalised segments, never `.` or `..`; normalising again keeps it that way.
     return function rewritePath(req) {
-      const norm = normalizePath(build(req) ?? '/')
-      if (!norm) return new GatewayError('bad_request', 'the rewritten path is malformed')
-      req.upstreamPath = norm.path
+      const path = normalizedPath(build(req) ?? '/')
+      if (path === null) return new GatewayError('bad_request', 'the rewritten path is malformed')
+      req.upstreamPath = path
       return undefined
     }
   },

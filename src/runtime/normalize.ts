@@ -61,6 +61,12 @@ export function normalizePath(raw: string): NormalPath | null {
   return { path, segments }
 }
 
+// The normalised path alone (a rewritten one): no segments list for the common plain path.
+export function normalizedPath(raw: string): string | null {
+  if (raw.charCodeAt(0) === 47 && !raw.includes('//') && !raw.includes('/.') && PLAIN.test(raw)) return raw
+  return normalizePath(raw)?.path ?? null
+}
+
 // Raw request target → [path, query]. Works on the string; never resolves it against a base.
 export function splitTarget(url: string): [string, string] {
   let start = 0

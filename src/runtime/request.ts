@@ -56,8 +56,9 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   upgraded = false
   trace: RequestTrace | null = null
   decisions: StepRecord[] | null = null
-  // Set by the rewrite stage, by canonical name: [name as written, value or null for none].
-  private sets: Map<string, [string, string | null]> | null = null
+  // Set by the rewrite stage, in the order first set: [canonical name, name as sent, value or
+  // null for none]. A few per request: a list, not a Map.
+  private sets: [string, string, string | null][] | null = null
   // Canonical names set here that no directive of the route declares (a script's): the
   // client's values under them are dropped for this request (forward.ts).
   replaced: Set<string> | null = null
@@ -88,13 +89,13 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
 
   get upstreamHeaders(): Headers {
     const h = forwardedHeaders(this.req.headers, this.route, this)
-    if (this.sets) for (const [name, value] of this.sets.values()) if (value !== null) h.set(name, value)
+    if (this.sets) for (const [, name, value] of this.sets) if (value !== null) h.set(name, value)
     return h
   }
 
   upstreamHeaderLines(): string {
     let lines = forwardedHeaderLines(this.req.headers, this.route, this)
-    if (this.sets) for (const [name, value] of this.sets.values()) if (value !== null) lines += `${name}: ${value}\r\n`
+    if (this.sets) for (const [, name, value] of this.sets) if (value !== null) lines += `${name}: ${value}\r\n`
     return lines
   }
 
@@ -129,7 +130,10 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
 
   setUpstreamHeader(name: string, value: string | null): void {
     const canonical = canonicalName(name)
-    ;(this.sets ??= new Map()).set(canonical, [name.toLowerCase(), value])
+    const sets = (this.sets ??= [])
+    let i = 0
+    while (i < sets.length && sets[i]![0] !== canonical) i++
+    sets[i] = [canonical, name.toLowerCase(), value]
     if (!this.route.protectedHeaders.has(canonical)) (this.replaced ??= new Set()).add(canonical)
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { normalizePath, splitTarget } from '../../src/runtime/normalize.ts'
+import { normalizePath, normalizedPath, splitTarget } from '../../src/runtime/normalize.ts'
 
 describe('normalizePath', () => {
   test.each([
@@ -54,4 +54,10 @@ describe('safeHeaderValue', () => {
     expect(v).toBe(output)
     expect(() => new Headers({ x: v })).not.toThrow()
   })
+})
+
+test('normalizedPath (a rewritten path) is normalizePath().path, also where the fast path does not apply', () => {
+  for (const raw of ['/a/b', '/a//b', '/a/./b/../c', '/a/%7Eb', '/a/b/', '/', '/a b', '/%00', '/a/%zz', 'a/b', '/a/..', '/é']) {
+    expect({ raw, path: normalizedPath(raw) }).toEqual({ raw, path: normalizePath(raw)?.path ?? null })
+  }
 })
