@@ -116,8 +116,9 @@ export interface BodyStep {
   before?(ctx: RequestContext): Maybe<Response | null>
 }
 export type ResponseStep = ResponseFn | BodyStep
+// A field set to undefined is not written (trace_id when the request is not traced).
 export interface AccessLogEntry {
-  [field: string]: string | number | null
+  [field: string]: string | number | null | undefined
 }
 export type LogFn = (ctx: RequestContext, entry: AccessLogEntry) => void
 

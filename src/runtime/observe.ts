@@ -85,6 +85,9 @@ export function createObserver(log: AccessLog, metrics: Metrics): RequestObserve
       upstream_ms: upstreamMs === null ? null : round(upstreamMs),
       bytes_in: ctx === null ? 0 : ctx.bytesIn,
       bytes_out: bytesOut,
+      // Set by tracing. Part of the object from the start (undefined is left out of the line):
+      // a field added later made every traced line's JSON.stringify a third slower.
+      trace_id: undefined,
     }
     if (ctx !== null) {
       const fns = ctx.route.plan.log

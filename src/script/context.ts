@@ -168,7 +168,7 @@ export class StageContext extends BaseContext implements ScriptContext {
 // A log script's context: no verdicts (the answer is gone), the access-log line to read and add to.
 export class LogScriptContext extends BaseContext implements LogContext {
   #entry: AccessLogEntry
-  #view: Readonly<AccessLogEntry> | null = null
+  #view: Readonly<Record<string, string | number | null>> | null = null
   #open = true
   constructor(ctx: RequestContext, site: ScriptSite, entry: AccessLogEntry) {
     super(ctx, site)
@@ -177,14 +177,20 @@ export class LogScriptContext extends BaseContext implements LogContext {
   get status(): number {
     return this.#entry.status as number
   }
-  get entry(): Readonly<AccessLogEntry> {
-    return (this.#view ??= Object.freeze({ ...this.#entry }))
+  // The line as it will be written: a field left undefined (trace_id, untraced) is not in it.
+  get entry(): Readonly<Record<string, string | number | null>> {
+    if (this.#view === null) {
+      const view: Record<string, string | number | null> = {}
+      for (const [k, v] of Object.entries(this.#entry)) if (v !== undefined) view[k] = v
+      this.#view = Object.freeze(view)
+    }
+    return this.#view
   }
   addField(name: string, value: LogFieldValue): void {
     if (!this.#open) throw new Error('addField: the access-log line was written when the script first awaited')
     if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/.test(name))
       throw new TypeError(`addField: '${String(name)}' is not a field name`)
-    if (Object.hasOwn(this.#entry, name)) throw new TypeError(`addField: the line already has '${name}'`)
+    if (this.#entry[name] !== undefined) throw new TypeError(`addField: the line already has '${name}'`)
     if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
       throw new TypeError('addField: a value is a string, number, boolean or null')
     this.#entry[name] = typeof value === 'boolean' ? String(value) : value

@@ -115,10 +115,10 @@ class UpstreamTry implements UpstreamTrace {
   }
 }
 
-// A request the sampler did not pick: the trace continues upstream, nothing is recorded.
-class UnsampledRequest implements RequestTrace {
+// A request the sampler did not pick: the trace continues upstream, nothing is recorded. Its
+// tries send the request's traceparent (no span of their own): it is its own UpstreamTrace.
+class UnsampledRequest implements RequestTrace, UpstreamTrace {
   private lines: string | null = null
-  private unrecorded: UnrecordedTry | null = null
 
   constructor(
     private readonly traceId: string,
@@ -131,8 +131,12 @@ class UnsampledRequest implements RequestTrace {
   }
 
   attempt(): UpstreamTrace {
-    return (this.unrecorded ??= new UnrecordedTry(this.headerLines))
+    return this
   }
+
+  answered(): void {}
+  bodyEnded(): void {}
+  failed(): void {}
 
   end(entry: AccessLogEntry): void {
     entry.trace_id = this.traceId
@@ -193,10 +197,20 @@ function endWith(span: Span, status: number, code: string | null): void {
   }
 }
 
+// A request span's name, `METHOD /pattern`, made once per route and method.
+const spanNames = new WeakMap<object, Map<string, string>>()
+function spanName(ctx: RequestContext): string {
+  let byMethod = spanNames.get(ctx.route)
+  if (byMethod === undefined) spanNames.set(ctx.route, (byMethod = new Map()))
+  let name = byMethod.get(ctx.method)
+  if (name === undefined) byMethod.set(ctx.method, (name = `${ctx.method} ${ctx.route.pattern}`))
+  return name
+}
+
 export function requestSpan({ tracer, decider }: Tracers, ctx: RequestContext): RequestTrace {
   const parent = parentOf(ctx.req.headers)
   const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent) // a valid one, or none
-  const name = `${ctx.method} ${ctx.route.pattern}`
+  const name = spanName(ctx)
   const { traceId, result } = decider.decide(parent, caller?.traceId, name)
   if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), result.traceState ?? caller?.traceState)
   const span = decider.startWith(caller ? null : traceId, result, () =>

@@ -4,7 +4,7 @@ import { expect, test } from 'bun:test'
 import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api'
 import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace'
 import type { RequestContext } from '../../src/runtime/context.ts'
-import { Decider } from '../../src/trace/decide.ts'
+import { Decider, IdPool } from '../../src/trace/decide.ts'
 import { requestSpan } from '../../src/trace/spans.ts'
 
 function setup(ratio: number) {
@@ -89,4 +89,20 @@ test('outside a request decision, the provider gets the configured sampler and f
   const ids = exporter.getFinishedSpans().map((s) => s.spanContext().traceId)
   expect(ids).toHaveLength(2)
   expect(ids[0]).not.toBe(ids[1])
+})
+
+test('ids from the pool: lowercase hex of the asked length, never all zeros, all distinct across refills', () => {
+  const pool = new IdPool()
+  const seen = new Set<string>()
+  for (let i = 0; i < 3000; i++) {
+    // 3000 trace ids and 3000 span ids: several refills of the 16 KiB pool.
+    const traceId = pool.take(32)
+    const spanId = pool.take(16)
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/)
+    expect(spanId).toMatch(/^[0-9a-f]{16}$/)
+    expect(traceId).not.toBe('0'.repeat(32))
+    expect(spanId).not.toBe('0'.repeat(16))
+    seen.add(traceId).add(spanId)
+  }
+  expect(seen.size).toBe(6000)
 })
