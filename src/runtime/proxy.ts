@@ -139,7 +139,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
         bodyLimit: limit,
         replayable,
         timeouts: tryTimeouts,
-        answerHeader: ['x-request-id', ctx.id],
+        answerHeaders: ctx.responseHeaders === null ? [['x-request-id', ctx.id]] : [['x-request-id', ctx.id], ...ctx.responseHeaders],
         onBodyEnd(bytesOut, failed, bytesIn) {
           target.state.active--
           span?.bodyEnded(failed)
@@ -156,6 +156,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
       const res = result.response
       span?.answered(res.status)
       ctx.idSent = true
+      ctx.headersSentWith = res
       if (!result.ended()) ctx.bodyPending = true
       ctx.upstreamMs = performance.now() - started
       ctx.upstreamStatus = res.status

@@ -330,8 +330,7 @@ class Exchange implements Timed, ResponseSink, ExchangeResult {
   private settle(): void {
     this.settled = true
     const h = this.answerHead!
-    const headers = responseHeaders(h.fields, this.bodyEnded)
-    if (this.o.answerHeader) headers.push(this.o.answerHeader)
+    const headers = responseHeaders(h.fields, this.bodyEnded, this.o.answerHeaders ?? null)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
     const early = this.early!
     this.early = null
