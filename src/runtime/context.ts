@@ -40,8 +40,6 @@ export interface RequestContext {
   setUpstreamHeader(name: string, value: string | null): void
   // Extra headers for every response of this request, errors included (e.g. Deprecation).
   responseHeaders: [string, string][] | null
-  // The upstream answer that was made with X-Request-Id and responseHeaders already in it.
-  headersSentWith: Response | null
   bodyLimit: number | null
   // Who is calling, once a `require` directive established it.
   identity: Identity | null

@@ -170,8 +170,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer, 
           const t = plan.terminal(ctx)
           res = t instanceof Promise ? await t : t
         }
-        // (An upstream's answer was made with them: proxyTo passes them to the client.)
-        if (ctx.responseHeaders && res !== ctx.headersSentWith) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
+        if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
         for (const f of plan.response) {
           if (typeof f === 'function') f(ctx, res.headers, res.status)
           else {

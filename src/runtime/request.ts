@@ -46,7 +46,6 @@ export class GatewayRequest implements RequestContext, ForwardFacts {
   bytesOut: number | null = null
   bodyPending = false
   idSent = false
-  headersSentWith: Response | null = null
   onBodyEnd: (() => void) | null = null
   body: RequestContext['body']
   readonly proto: 'http' | 'https'

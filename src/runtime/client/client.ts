@@ -27,8 +27,7 @@ export interface ExchangeOptions {
   // May be sent again on a new connection when a pooled one turns out closed (RFC 9110 9.2.2).
   replayable: boolean
   timeouts: Timeouts
-  // Set over the answer's own fields as it is made (as Headers.set would; cheaper than editing
-  // the Response after): X-Request-Id and the headers the access stage asked for.
+  // Set over the answer's own fields as it is made (as Headers.set would): X-Request-Id.
   answerHeaders?: readonly [string, string][]
   // Called once, for an exchange that produced an answer, when its body has been delivered
   // or cut; with the request body bytes read by then.
