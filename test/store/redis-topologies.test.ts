@@ -217,7 +217,11 @@ describe('Redis Cluster, 3 masters with a replica each', () => {
       const counted = await raw.zcard(`${PREFIX}${tag}:s`)
       expect(counted).toBeGreaterThanOrEqual(17)
       const after = await Promise.all(Array.from({ length: 20 }, (_, i) => hit(i % 2 ? a : b, rules)))
-      expect(after.filter((d) => d.admitted).length).toBe(20 - counted)
+      // A call that timed out during the failover may still run after `counted` was read: it
+      // takes a slot too. So these admit at most what was left, and the window ends exactly full.
+      const admitted = after.filter((d) => d.admitted).length
+      expect(admitted).toBeLessThanOrEqual(20 - counted)
+      expect(await raw.zcard(`${PREFIX}${tag}:s`)).toBe(20)
     } finally {
       await Promise.all([a.close(), b.close()])
       if (masterPort) await restore(nodeOnPort(masterPort))
