@@ -23,6 +23,7 @@ import {
   THROTTLE_ROUTE,
   THROTTLE_ROWS,
   throttleAvailable,
+  throttleNotes,
   throttlePolicy,
 } from './throttle.ts'
 import { sinkNotes, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
@@ -160,7 +161,11 @@ async function main(): Promise<number> {
     ? new TracingBench(await startScript('otlp-receiver', ['bench/tracing.ts', '--receiver'], pin.side, readyMs))
     : null
   // The gateway's CPU per request, for the rows that compare it (tracing, sinks).
-  const cpuRows = new Set<Row>([...(tracing ? TRACING_CPU_ROWS : []), ...SINK_ROWS])
+  const cpuRows = new Set<Row>([
+    ...(tracing ? TRACING_CPU_ROWS : []),
+    ...SINK_ROWS,
+    ...(throttles.size ? ['gateway-plain' as Row, ...throttles] : []),
+  ])
   const cpu = new CpuTally(cpuRows, (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration))
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
@@ -290,6 +295,7 @@ async function main(): Promise<number> {
   for (let i = 0; i < opts.repeat; i++) for (const row of pacedRows) pacedRuns.get(row)?.push(await paced(url(row), load, opts.paceMs))
   if (tracing) notes.push(...(await tracing.notes(cpu)))
   notes.push(...sinkNotes(cpu))
+  notes.push(...throttleNotes(cpu))
   for (const [name, gw] of gateways) await stopGateway(name, gw)
   await cleanUp()
   for (const [row, n] of reused) {
