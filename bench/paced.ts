@@ -6,6 +6,7 @@ import { spawnChild } from './children.ts'
 import { seconds, type LoadResult } from './stats.ts'
 import { parseWrk, wrkArgs } from './wrk.ts'
 import type { LoadSettings } from './generator.ts'
+import { formatTable, ms, signed } from './report.ts'
 
 // The rows whose request is the plain GET (no credentials to vary): these get a paced run.
 export const PACED_ROWS = ['direct', 'nginx', 'bare-fetch', 'bare-socket', 'bare-raw', 'gateway-plain', 'gateway']
@@ -23,9 +24,6 @@ export async function paced(url: string, s: LoadSettings, pauseMs: number): Prom
   return parseWrk(out)
 }
 
-const ms = (n: number) => n.toFixed(2)
-const signed = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
-
 /** target, req/s, p50, p90, p99, and the p50 and p99 added over the bare fetch and bare socket proxies. */
 export function pacedTable(rows: [string, LoadResult][]): string {
   const fetchRow = rows.find(([name]) => name === 'bare-fetch')?.[1]
@@ -42,7 +40,5 @@ export function pacedTable(rows: [string, LoadResult][]): string {
     added(fetchRow, (x) => x.p99, r),
     added(socketRow, (x) => x.p99, r),
   ])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
-  return [line(head), ...body.map(line)].join('\n')
+  return formatTable(head, body)
 }

@@ -1,8 +1,8 @@
 import { cpus } from 'node:os'
 import type { LoadResult } from './stats.ts'
 
-const ms = (n: number) => n.toFixed(2)
-const signed = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
+export const ms = (n: number) => n.toFixed(2)
+export const signed = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
 
 export function machineLine(): string {
   const cores = cpus()
@@ -38,6 +38,11 @@ export function table(rows: [string, LoadResult][]): string {
     bare ? `${signed(r.p99 - bare.p99)} ms` : '-',
     ...(plain ? [`${(r.rps / plain.rps).toFixed(2)}x`] : []),
   ])
+  return formatTable(head, body)
+}
+
+/** Columns padded to their widest cell: the first left-aligned, the rest right-aligned. */
+export function formatTable(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)))
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
   return [line(head), ...body.map(line)].join('\n')
