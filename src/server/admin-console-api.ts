@@ -34,7 +34,8 @@ function trafficReader(gw: Gateway): () => TrafficTotals {
   }
 }
 
-interface TargetRow {
+// One target in GET /upstreams (the console's Upstreams page reads it: client/api.ts).
+export interface TargetRow {
   url: string
   healthy: boolean
   active: number

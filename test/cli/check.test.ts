@@ -5,6 +5,7 @@ import { mkdtempSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { policyDir, removeDir, runCli, writePolicies } from '../helpers/gateway.ts'
+import { expectUsageError } from '../helpers/cli.ts'
 
 // Each test runs the CLI, some several times: a process start is up to a few seconds on a busy machine.
 setDefaultTimeout(20_000)
@@ -36,15 +37,6 @@ afterAll(() => {
   removeDir(dir)
   removeDir(base)
 })
-
-// Exit 2, nothing on stdout, one line on stderr, no stack trace.
-function expectUsageError(r: { code: number; stdout: string; stderr: string }, message: RegExp) {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: '' })
-  expect(r.stderr.endsWith('\n')).toBe(true)
-  expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
-  expect(r.stderr).toMatch(message)
-  expect(r.stderr).not.toMatch(/\bat .*\.ts:\d+|Error:/)
-}
 
 describe('check FILE', () => {
   test('a file that stands alone: ok, its routes counted', async () => {

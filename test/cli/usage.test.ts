@@ -4,21 +4,13 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BUN, ROOT, removeDir, runCli } from '../helpers/gateway.ts'
+import { expectUsageError } from '../helpers/cli.ts'
 
 // Each test runs the CLI, some several times: a process start is up to a few seconds on a busy machine.
 setDefaultTimeout(20_000)
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
 const args = readFileSync(join(ROOT, 'src/cli/args.ts'), 'utf8')
-
-// Exit 2, nothing on stdout, one line on stderr, no stack trace.
-function expectUsageError(r: { code: number; stdout: string; stderr: string }, message: RegExp) {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: '' })
-  expect(r.stderr.endsWith('\n')).toBe(true)
-  expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
-  expect(r.stderr).toMatch(message)
-  expect(r.stderr).not.toMatch(/\bat .*\.ts:\d+|Error:/)
-}
 
 describe('version', () => {
   test.each([[['--version']], [['version']], [['check', 'policies', '--version']]])('gateway %p prints portcullis X.Y.Z', async (argv) => {

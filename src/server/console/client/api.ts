@@ -3,6 +3,7 @@
 import type { RouteRow } from '../../../runtime/program.ts'
 import type { DecisionTrace } from '../../../runtime/decisions.ts'
 import type { ReloadChanges } from '../../../runtime/program-changes.ts'
+import type { TargetRow } from '../../admin-console-api.ts'
 
 export type { RouteRow, DecisionTrace, ReloadChanges }
 
@@ -68,15 +69,7 @@ export interface TrafficAnswer {
   points: TrafficPoint[]
 }
 
-export interface TargetView {
-  url: string
-  healthy: boolean
-  active: number
-  attempts: number
-  failures: number
-  retries: number
-  ejected: boolean
-}
+export type TargetView = TargetRow
 
 export interface UpstreamsAnswer {
   upstreams: { name: string; targets: TargetView[] }[]
