@@ -27,8 +27,8 @@ export interface ExchangeOptions {
   // May be sent again on a new connection when a pooled one turns out closed (RFC 9110 9.2.2).
   replayable: boolean
   timeouts: Timeouts
-  // Set over the answer's own fields as it is made (as Headers.set would): X-Request-Id.
-  answerHeaders?: readonly [string, string][]
+  // The answer's X-Request-Id, set as it is made (over an upstream's own).
+  requestId?: string
   // Called once, for an exchange that produced an answer, when its body has been delivered
   // or cut; with the request body bytes read by then.
   onBodyEnd?(bytesOut: number, failure: FailureKind | null, bytesIn: number): void

@@ -330,7 +330,7 @@ class Exchange implements Timed, ResponseSink, ExchangeResult {
   private settle(): void {
     this.settled = true
     const h = this.answerHead!
-    const headers = responseHeaders(h.fields, this.bodyEnded, this.o.answerHeaders ?? null)
+    const headers = responseHeaders(h.fields, this.bodyEnded, this.o.requestId ?? null)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
     const early = this.early!
     this.early = null
