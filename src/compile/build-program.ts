@@ -1,4 +1,5 @@
 // The one call from the server and CLI into the front end: text → Program or diagnostics.
+import { systemNow } from '../runtime/clock.ts'
 import { checkProgram } from '../check/check-program.ts'
 import { DiagnosticBag, sortDiagnostics, type Diagnostic } from '../policy/diagnostics.ts'
 import { loadPolicies } from '../policy/load.ts'
@@ -68,7 +69,7 @@ export async function buildProgram(dir: string, opts: BuildOptions = {}): Promis
   const bag = new DiagnosticBag()
   const store = opts.store ?? defaultStore()
   const env = opts.env ?? process.env
-  const now = opts.now ?? Date.now
+  const now = opts.now ?? systemNow
   const storeApps = await storeAppsOf(store)
   const files = loadPolicies(dir, bag)
   const known = storeApps.live ? [...storeApps.current.byName.values()] : []

@@ -18,7 +18,9 @@ import type { LimitDecision, LimitRule } from './store.ts'
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Milliseconds with the microseconds as a fraction: an admission leaves its window at exactly
+-- its time + w (whole milliseconds could free a slot up to 1 ms early).
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local stamp = string.format('%.0f', now)
 local out = {}
 
@@ -38,7 +40,7 @@ local function decide(k, a, n, member)
       if c >= limit and reply[2] == -1 then
         reply[1], reply[2], reply[3] = 0, i - 1, w
         -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
-        if limit > 0 then reply[3] = tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now end
+        if limit > 0 then reply[3] = math.max(1, tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now) end
       end
     else
       local v = redis.pcall('GET', key)

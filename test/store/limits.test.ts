@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, randomUUID } from 'node:crypto'
 import Redis, { Cluster } from 'ioredis'
 import { memoryStore } from '../../src/store/memory.ts'
+import { MemoryLimits } from '../../src/store/memory-limits.ts'
+import { systemNow } from '../../src/runtime/clock.ts'
 import { redisStore } from '../../src/store/redis.ts'
 import { HIT_SCRIPT } from '../../src/store/redis-limits.ts'
 import { StoreUnavailable, type LimitDecision, type LimitRule, type Store } from '../../src/store/store.ts'
@@ -78,6 +80,23 @@ function tightestWindow(admissions: { sent: number; received: number }[], limit:
   }
   return tightest
 }
+
+// A slot comes back exactly one window after its admission: not a microsecond sooner.
+test('a 1 s window: the slot returns at t + 1000, not a moment before', () => {
+  const limits = new MemoryLimits()
+  const rules = [sliding('k', 1, 1_000)]
+  expect(limits.hit(rules, 1_000.25).admitted).toBe(true)
+  expect(limits.hit(rules, 2_000.249)).toMatchObject({ admitted: false, refusedBy: 0 })
+  expect(limits.hit(rules, 2_000.25)).toMatchObject({ admitted: true, remaining: [0], resetMs: [1_000] })
+})
+
+// The gateway's clock: the wall clock with a fraction of a millisecond, moving forward.
+test('systemNow: within a millisecond or two of Date.now(), with a fraction, never going back', () => {
+  const readings = Array.from({ length: 2_000 }, () => systemNow())
+  for (let i = 1; i < readings.length; i++) expect(readings[i]!).toBeGreaterThanOrEqual(readings[i - 1]!)
+  expect(readings.some((t) => !Number.isInteger(t))).toBe(true)
+  expect(Math.abs(systemNow() - Date.now())).toBeLessThan(2)
+})
 
 describe.each(['memory', 'redis', 'cluster'])('%s store', (kind) => {
   let b: Backend
