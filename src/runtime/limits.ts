@@ -83,11 +83,28 @@ function partValue(ctx: RequestContext, p: KeyPart): string {
   }
 }
 
+// One limit a request meets, less what depends on the request: its counter key up to the
+// hash of the key value, and what the RateLimit headers say of it.
+interface RuleShape {
+  spec: number // index in specs: rules of one spec share its key value
+  head: string
+  limit: number
+  windowMs: number // sliding; 0 for a calendar rule
+  calendar: Calendar | null
+  name: string // RateLimit-Policy name
+  limitText: string // RateLimit-Limit
+}
+
+// The rules of every request of one tier (null: no tier applies), made once per tier.
+interface Shape {
+  rules: RuleShape[]
+  tier: string | null
+  policy: string // RateLimit-Policy
+}
+
 interface Applied {
   rules: LimitRule[]
-  names: string[] // RateLimit-Policy name of each rule
-  windows: number[] // seconds, for RateLimit-Policy's w=
-  tier: string | null
+  shape: Shape
 }
 
 export class LimitGroup {
@@ -95,6 +112,8 @@ export class LimitGroup {
   private policy: FailurePolicy | null = null
   private readonly tag: string
   private lastFailureLog = 0
+  private readonly shapes = new Map<string | null, Shape>()
+  private tiered = false
 
   constructor(
     private readonly routeId: string,
@@ -108,61 +127,82 @@ export class LimitGroup {
 
   add(spec: LimitSpec): void {
     this.specs.push(spec)
+    if (spec.rate === 'tier') this.tiered = true
+    this.shapes.clear()
   }
 
   onFailure(p: FailurePolicy): void {
     this.policy = p
   }
 
-  private keyOf(spec: LimitSpec, ctx: RequestContext, window: string): string {
-    let v = ''
-    for (const p of spec.key) v += `${partValue(ctx, p)}\u0000`
-    // Values are hashed: no separator, hash-tag brace or length from a header or claim reaches a key.
-    return `rl:{${this.tag}}:${spec.source}:${spec.keyText}:${window}:${hashOf(v)}`
-  }
-
-  private rulesFor(ctx: RequestContext, now: number): Applied {
-    const out: Applied = { rules: [], names: [], windows: [], tier: null }
-    for (const spec of this.specs) {
+  // The rules of `tier` (a tier with a rate, or null): specs with a rate of their own, and
+  // `throttle tier` ones when the tier has a rate (no tier, or an unlimited one, is not limited).
+  private shapeOf(tier: string | null): Shape {
+    let shape = this.shapes.get(tier)
+    if (shape !== undefined) return shape
+    const rules: RuleShape[] = []
+    const windows: number[] = []
+    const push = (spec: number, window: string, name: string, limit: number, windowMs: number, calendar: Calendar | null, w: number) => {
+      const s = this.specs[spec]!
+      rules.push({ spec, head: `rl:{${this.tag}}:${s.source}:${s.keyText}:${window}:`, limit, windowMs, calendar, name, limitText: String(limit) })
+      windows.push(w)
+    }
+    this.specs.forEach((spec, i) => {
       let rate: TierRate
       let name: string = spec.source
       if (spec.rate === 'tier') {
-        const tierName = ctx.identity?.app?.tier ?? null
-        const t = tierName === null ? undefined : this.tiers.get(tierName)
-        // An app with no tier, or an unlimited one, is not limited by `throttle tier`.
-        if (t === undefined || t === 'unlimited') continue
+        const t = tier === null ? undefined : this.tiers.get(tier)
+        if (t === undefined || t === 'unlimited') return
         rate = t
-        name = tierName!
-        out.tier = tierName
+        name = tier!
       } else rate = { ...spec.rate, burst: spec.burst }
-      if (spec.calendar) {
-        out.rules.push({ kind: 'calendar', key: this.keyOf(spec, ctx, spec.calendar), limit: rate.limit, resetAt: calendarEnd(now, spec.calendar) })
-        out.names.push(name)
-        out.windows.push(CALENDAR_S[spec.calendar])
-        continue
-      }
-      out.rules.push({ kind: 'sliding', key: this.keyOf(spec, ctx, String(rate.windowMs)), limit: rate.limit, windowMs: rate.windowMs })
-      out.names.push(name)
-      out.windows.push(Math.ceil(rate.windowMs / 1000))
+      if (spec.calendar) return push(i, spec.calendar, name, rate.limit, 0, spec.calendar, CALENDAR_S[spec.calendar])
+      push(i, String(rate.windowMs), name, rate.limit, rate.windowMs, null, Math.ceil(rate.windowMs / 1000))
       if (rate.burst > 0 && rate.burst < rate.limit) {
         const windowMs = Math.max(1, Math.round((rate.windowMs * rate.burst) / rate.limit))
-        out.rules.push({ kind: 'sliding', key: this.keyOf(spec, ctx, `${windowMs}b`), limit: rate.burst, windowMs })
-        out.names.push(`${name}-burst`)
-        out.windows.push(Math.ceil(windowMs / 1000))
+        push(i, `${windowMs}b`, `${name}-burst`, rate.burst, windowMs, null, Math.ceil(windowMs / 1000))
       }
-    }
-    return out
+    })
+    // RateLimit-Policy is the same for every request of the tier.
+    const policy = rules.map((r, i) => `"${r.name}";q=${r.limit};w=${windows[i]}`).join(', ')
+    shape = { rules, tier: rules.some((r) => this.specs[r.spec]!.rate === 'tier') ? tier : null, policy }
+    this.shapes.set(tier, shape)
+    return shape
   }
 
-  // RateLimit-Policy is the same for every request with the same tier: made once per tier.
-  private readonly policies = new Map<string | null, string>()
-  private policyHeader(applied: Applied): string {
-    let p = this.policies.get(applied.tier)
-    if (p === undefined) {
-      p = applied.rules.map((r, i) => `"${applied.names[i]}";q=${r.limit};w=${applied.windows[i]}`).join(', ')
-      this.policies.set(applied.tier, p)
+  // The hash of the request's key value for `spec`: no separator, hash-tag brace or length
+  // from a header or claim reaches a counter key.
+  private valueHash(spec: LimitSpec, ctx: RequestContext): string {
+    const parts = spec.key
+    let v = ''
+    for (let i = 0; i < parts.length; i++) v += `${partValue(ctx, parts[i]!)}\u0000`
+    return hashOf(v)
+  }
+
+  private rulesFor(ctx: RequestContext, now: number): Applied {
+    let tier: string | null = null
+    if (this.tiered) {
+      tier = ctx.identity?.app?.tier ?? null
+      // A tier without a rate of its own limits nothing: the same rules as no tier.
+      if (tier !== null && typeof this.tiers.get(tier) !== 'object') tier = null
     }
-    return p
+    const shape = this.shapeOf(tier)
+    const rules: LimitRule[] = []
+    let hashSpec = -1
+    let hash = ''
+    for (let i = 0; i < shape.rules.length; i++) {
+      const r = shape.rules[i]!
+      if (r.spec !== hashSpec) {
+        hashSpec = r.spec
+        hash = this.valueHash(this.specs[r.spec]!, ctx)
+      }
+      rules.push(
+        r.calendar === null
+          ? { kind: 'sliding', key: r.head + hash, limit: r.limit, windowMs: r.windowMs }
+          : { kind: 'calendar', key: r.head + hash, limit: r.limit, resetAt: calendarEnd(now, r.calendar) },
+      )
+    }
+    return { rules, shape }
   }
 
   private failurePolicy(): FailurePolicy {
@@ -193,7 +233,7 @@ export class LimitGroup {
 
   private failed(ctx: RequestContext, applied: Applied, now: number, err: unknown): GatewayError | undefined {
     const policy = this.failurePolicy()
-    ctx.limit = { result: policy === 'allow' ? 'store_failure_allowed' : 'store_failure_denied', tier: applied.tier }
+    ctx.limit = { result: policy === 'allow' ? 'store_failure_allowed' : 'store_failure_denied', tier: applied.shape.tier }
     if (now - this.lastFailureLog > 10_000) {
       this.lastFailureLog = now
       failure(
@@ -211,21 +251,21 @@ export class LimitGroup {
       if (d.remaining[i]! < d.remaining[t]! || (d.remaining[i] === d.remaining[t] && d.resetMs[i]! < d.resetMs[t]!)) t = i
     }
     if (!d.admitted) t = d.refusedBy
-    const rule = applied.rules[t]!
+    const rule = applied.shape.rules[t]!
     const resetS = Math.ceil(d.resetMs[t]! / 1000)
-    const name = applied.names[t]!
+    const name = rule.name
     const headers: [string, string][] = [
-      ['ratelimit-limit', String(rule.limit)],
+      ['ratelimit-limit', rule.limitText],
       ['ratelimit-remaining', String(d.remaining[t])],
       ['ratelimit-reset', String(resetS)],
-      ['ratelimit-policy', this.policyHeader(applied)],
+      ['ratelimit-policy', applied.shape.policy],
       ['ratelimit', `"${name}";r=${d.remaining[t]};t=${resetS}`],
     ]
     ctx.responseHeaders = ctx.responseHeaders ? [...ctx.responseHeaders, ...headers] : headers
-    ctx.limit = { result: d.admitted ? 'admitted' : 'refused', tier: applied.tier }
+    ctx.limit = { result: d.admitted ? 'admitted' : 'refused', tier: applied.shape.tier }
     if (d.admitted) return undefined
     const retry = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)))
-    const quota = rule.kind === 'calendar'
+    const quota = rule.calendar !== null
     return new GatewayError(
       quota ? 'quota_exceeded' : 'rate_limited',
       quota ? `the ${name} quota is used up for this period` : `over the ${name} limit of ${rule.limit} requests`,

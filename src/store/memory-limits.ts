@@ -2,7 +2,9 @@
 // (src/store/redis-limits.ts), so a policy behaves alike on both stores.
 import type { LimitDecision, LimitRule } from './store.ts'
 
-// Admission times of one sliding window, oldest first (a queue with a moving head).
+// Admission times of one sliding window, oldest first (a queue with a moving head). An
+// admission at t leaves the window of w ms when the clock reads t + w: the gateway's clock has
+// a fraction of a millisecond (src/runtime/clock.ts), so that is never a moment early.
 interface Log {
   times: number[]
   head: number
@@ -22,8 +24,11 @@ export class MemoryLimits {
 
   hit(rules: readonly LimitRule[], now: number): LimitDecision {
     if (++this.calls % SWEEP_EVERY === 0) this.sweep(now)
-    const used: number[] = []
+    // Per rule: what is left before this request, when the oldest counted one leaves, and the
+    // log or counter found (looked up once).
+    const remaining: number[] = []
     const resetMs: number[] = []
+    const found: (Log | Counter | undefined)[] = []
     let refusedBy = -1
     let retryAfterMs = 0
     for (let i = 0; i < rules.length; i++) {
@@ -31,18 +36,21 @@ export class MemoryLimits {
       if (r.kind === 'sliding') {
         const log = this.log(r.key, now - r.windowMs)
         const n = log.times.length - log.head
-        used.push(n)
-        resetMs.push(n === 0 ? r.windowMs : log.times[log.head]! + r.windowMs - now)
+        found.push(log)
+        remaining.push(r.limit - n)
+        resetMs.push(n === 0 ? r.windowMs : Math.max(0, log.times[log.head]! + r.windowMs - now))
         if (n >= r.limit && refusedBy === -1) {
           refusedBy = i
           // A slot frees when the oldest of the last `limit` admissions leaves the window.
-          retryAfterMs = log.times[log.times.length - r.limit]! + r.windowMs - now
+          retryAfterMs = Math.max(1, log.times[log.times.length - r.limit]! + r.windowMs - now)
         }
       } else {
-        const c = this.counters.get(r.key)
-        const n = c && c.expires > now ? c.count : 0
-        used.push(n)
-        resetMs.push(r.resetAt - now)
+        let c = this.counters.get(r.key)
+        if (c !== undefined && c.expires <= now) c = undefined
+        const n = c === undefined ? 0 : c.count
+        found.push(c)
+        remaining.push(r.limit - n)
+        resetMs.push(Math.max(0, r.resetAt - now))
         if (n >= r.limit && refusedBy === -1) {
           refusedBy = i
           retryAfterMs = r.resetAt - now
@@ -50,26 +58,23 @@ export class MemoryLimits {
       }
     }
     const admitted = refusedBy === -1
-    if (admitted) {
-      for (const r of rules) {
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!
+      if (admitted) {
+        remaining[i]!--
         if (r.kind === 'sliding') {
-          const log = this.logs.get(r.key)!
+          const log = found[i] as Log
           log.times.push(now)
           log.expires = now + r.windowMs
         } else {
-          const c = this.counters.get(r.key)
-          if (c && c.expires > now) c.count++
+          const c = found[i] as Counter | undefined
+          if (c !== undefined) c.count++
           else this.counters.set(r.key, { count: 1, expires: r.resetAt })
         }
       }
+      if (remaining[i]! < 0) remaining[i] = 0
     }
-    return {
-      admitted,
-      refusedBy,
-      remaining: rules.map((r, i) => Math.max(0, r.limit - used[i]! - (admitted ? 1 : 0))),
-      resetMs: resetMs.map((ms) => Math.max(0, ms)),
-      retryAfterMs: Math.max(0, retryAfterMs),
-    }
+    return { admitted, refusedBy, remaining, resetMs, retryAfterMs: Math.max(0, retryAfterMs) }
   }
 
   // The log of `key` without the admissions at or before `after`.
@@ -77,7 +82,9 @@ export class MemoryLimits {
     let log = this.logs.get(key)
     if (!log) this.logs.set(key, (log = { times: [], head: 0, expires: 0 }))
     while (log.head < log.times.length && log.times[log.head]! <= after) log.head++
-    if (log.head > 1024 && log.head * 2 > log.times.length) {
+    // Dropped admissions are cut off once they are the larger part: the live ones are copied
+    // at most once per as many admissions, and a log stays about the size of its window.
+    if (log.head >= 64 && log.head * 2 >= log.times.length) {
       log.times = log.times.slice(log.head)
       log.head = 0
     }
