@@ -7,14 +7,18 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { LimitDecision, LimitRule } from './store.ts'
 
-// Decisions, one or many in one call: ARGV[1] is how many. Then, per decision, its rule
-// count n and member, then three per rule: kind ('s' sliding, 'c' calendar), limit, then
-// windowMs (sliding) or resetAt (calendar, ms since the epoch); its n keys follow the previous
-// decision's in KEYS. Each decision is checked and counted on its own, all in one atomic script
-// run: concurrent requests on one connection share a call (see batchHits) yet each is decided
-// exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy (0-based, -1 when
-// admitted), retryAfterMs, then per rule: the count before this request, resetMs}; admitted -1
-// means its keys hold something else than counters: nothing of that decision was written.
+// Decisions, one or many in one call. ARGV[1]: the call's rule lists, each written once
+// however many decisions use it: lists separated by '|', rules by ';', a rule as
+// `kind,limit,w` (kind 's' sliding with w its windowMs, 'c' calendar with w its resetAt in ms
+// since the epoch). Then one argument per decision, `<list index, from 1>:<member>`; a
+// decision's n keys (n the length of its list) follow the previous decision's in KEYS. (Three
+// arguments per call and one per decision, not five per decision: the gateway's Redis client
+// spends its time per argument.) Each decision is checked and counted on its own, all in one
+// atomic script run: concurrent requests on one connection share a call (see batchArgs) yet
+// each is decided exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy
+// (0-based, -1 when admitted), retryAfterMs, then per rule: the count before this request,
+// resetMs}; admitted -1 means its keys hold something else than counters: nothing of that
+// decision was written.
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -24,11 +28,20 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local stamp = string.format('%.0f', now)
 local out = {}
 
-local function decide(k, a, n, member)
+local lists = {}
+for list in string.gmatch(ARGV[1], '[^|]+') do
+  local rules = {}
+  for kind, limit, w in string.gmatch(list, '([sc]),(%d+),(%d+)') do
+    rules[#rules + 1] = {kind, tonumber(limit), tonumber(w)}
+  end
+  lists[#lists + 1] = rules
+end
+
+local function decide(k, rules, member)
+  local n = #rules
   local reply = {1, -1, 0}
   for i = 1, n do
-    local key, kind = KEYS[k + i], ARGV[a + 3 * i - 2]
-    local limit, w = tonumber(ARGV[a + 3 * i - 1]), tonumber(ARGV[a + 3 * i])
+    local key, kind, limit, w = KEYS[k + i], rules[i][1], rules[i][2], rules[i][3]
     local c, reset
     if kind == 's' then
       -- pcall: a key of another type is this decision's failure, not the whole call's.
@@ -56,8 +69,8 @@ local function decide(k, a, n, member)
   end
   if reply[1] == 1 then
     for i = 1, n do
-      local key, w = KEYS[k + i], tonumber(ARGV[a + 3 * i])
-      if ARGV[a + 3 * i - 2] == 's' then
+      local key, w = KEYS[k + i], rules[i][3]
+      if rules[i][1] == 's' then
         -- Members are unique per request; one seen again (the same id twice) still counts.
         local m, j = stamp .. '-' .. member, 0
         while redis.call('ZADD', key, now, m) == 0 do
@@ -73,10 +86,13 @@ local function decide(k, a, n, member)
   return reply
 end
 
-local k, a = 0, 2
-for d = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[a])
-  local reply = decide(k, a + 1, n, ARGV[a + 1])
+local k = 0
+for d = 2, #ARGV do
+  local arg = ARGV[d]
+  local colon = string.find(arg, ':', 1, true)
+  local rules = lists[tonumber(string.sub(arg, 1, colon - 1))]
+  local n = #rules
+  local reply = decide(k, rules, string.sub(arg, colon + 1))
   out[#out + 1] = reply[1]
   out[#out + 1] = reply[2]
   out[#out + 1] = reply[3]
@@ -84,7 +100,7 @@ for d = 1, tonumber(ARGV[1]) do
     out[#out + 1] = reply[2 + 2 * i] or 0
     out[#out + 1] = reply[3 + 2 * i] or 0
   end
-  k, a = k + n, a + 2 + 3 * n
+  k = k + n
 end
 return out
 `
@@ -115,31 +131,33 @@ export function hashTag(key: string): string {
 // must be whole numbers, and the keys of one decision must share a hash tag (checked on every
 // Redis, so a policy that works on one Redis also works on a Cluster; the prefix is free of
 // braces, see redis-url.ts).
-export function hitArgs(rules: readonly LimitRule[], member: string, prefix: string): { keys: string[]; args: string[] } {
+export function hitArgs(rules: readonly LimitRule[], member: string, prefix: string): { keys: string[]; list: string; member: string } {
   const keys: string[] = []
-  const args: string[] = [String(rules.length), member]
-  const tag = hashTag(rules[0]!.key)
+  let list = ''
+  const tag = rules.length > 1 ? hashTag(rules[0]!.key) : ''
   for (const r of rules) {
     if (!Number.isSafeInteger(r.limit) || r.limit < 0) throw new RangeError(`rate limit ${r.limit} is not a whole number ≥ 0`)
     if (rules.length > 1 && hashTag(r.key) !== tag)
       throw new Error('the keys of one rate decision must share a hash tag ({…}) so they sit in one Redis Cluster slot')
     keys.push(prefix + r.key)
+    if (list !== '') list += ';'
     if (r.kind === 'sliding') {
       if (!Number.isSafeInteger(r.windowMs) || r.windowMs < 1) throw new RangeError(`rate window ${r.windowMs} ms is not a whole number ≥ 1`)
-      args.push('s', String(r.limit), String(r.windowMs))
+      list += `s,${r.limit},${r.windowMs}`
     } else {
-      if (!Number.isSafeInteger(r.resetAt)) throw new RangeError(`rate window end ${r.resetAt} is not a whole number of ms`)
-      args.push('c', String(r.limit), String(r.resetAt))
+      if (!Number.isSafeInteger(r.resetAt) || r.resetAt < 0) throw new RangeError(`rate window end ${r.resetAt} is not a whole number of ms`)
+      list += `c,${r.limit},${r.resetAt}`
     }
   }
-  return { keys, args }
+  return { keys, list, member }
 }
 
 // Decisions waiting for one script call.
 export interface PendingHit {
   rules: readonly LimitRule[]
   keys: string[]
-  args: string[]
+  list: string // its rules as the script's ARGV[1] writes them
+  member: string
   resolve(d: LimitDecision): void
   reject(err: unknown): void
 }
@@ -147,11 +165,19 @@ export interface PendingHit {
 // The script's keys and arguments for `batch`, as EVALSHA takes them after the key count.
 export function batchArgs(batch: readonly PendingHit[]): { numKeys: number; keysAndArgs: string[] } {
   const keys: string[] = []
-  const args: string[] = [String(batch.length)]
+  const args: string[] = ['']
+  const lists = new Map<string, number>()
+  let written = ''
   for (const h of batch) {
     for (const k of h.keys) keys.push(k)
-    for (const a of h.args) args.push(a)
+    let at = lists.get(h.list)
+    if (at === undefined) {
+      lists.set(h.list, (at = lists.size + 1))
+      written = written === '' ? h.list : `${written}|${h.list}`
+    }
+    args.push(`${at}:${h.member}`)
   }
+  args[0] = written
   return { numKeys: keys.length, keysAndArgs: keys.concat(args) }
 }
 
