@@ -7,6 +7,7 @@ import { generatorName, measure, type Credentials, type LoadSettings } from './g
 import { availableRequires, IDENTITY, prepareIdentity, type IdentityBench, type Method } from './identity.ts'
 import { findNginx, startNginx } from './nginx.ts'
 import { parseOptions, USAGE, type Row } from './options.ts'
+import { benchRedis } from './redis-server.ts'
 import { choosePinning } from './pinning.ts'
 import { EXTRA_ROUTES, writeBenchPolicies } from './policy.ts'
 import { probe, probeRefusal } from './probe.ts'
@@ -16,7 +17,6 @@ import { startGateway, startScript, stopGateway, type Gateway } from './targets.
 import {
   ClientRing,
   deletePrefix,
-  REDIS_URL,
   redisPrefix,
   redisProblem,
   THROTTLE_LIMIT,
@@ -79,8 +79,8 @@ function identityMethods(rows: Row[], notes: string[]): Set<Method> {
 }
 
 // The throttle rows this run can measure (`throttle` in this build; for the Redis row, a Redis
-// answering on 127.0.0.1:6379); a note for each other one.
-async function throttleRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
+// answering at `redisUrl`); a note for each other one.
+async function throttleRows(rows: Row[], notes: string[], redisUrl: string): Promise<Set<Row>> {
   const wanted = rows.filter((row) => THROTTLE_ROWS.includes(row))
   const runnable = new Set<Row>()
   if (wanted.length === 0) return runnable
@@ -89,28 +89,31 @@ async function throttleRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
     return runnable
   }
   for (const row of wanted) {
-    const problem = row === 'gateway-throttle-redis' ? await redisProblem() : null
-    if (problem) notes.push(`${row}: no Redis answering on ${REDIS_URL} (${problem}); row skipped`)
+    const problem = row === 'gateway-throttle-redis' ? await redisProblem(redisUrl) : null
+    if (problem) notes.push(`${row}: no Redis answering on ${redisUrl} (${problem}); row skipped`)
     else runnable.add(row)
   }
   return runnable
 }
 
-// The sink rows this run can measure (`log to` in this build, a Redis on 127.0.0.1:6379).
-async function sinkRows(rows: Row[], notes: string[]): Promise<Set<Row>> {
+// The sink rows this run can measure (`log to` in this build, a Redis answering at `redisUrl`).
+async function sinkRows(rows: Row[], notes: string[], redisUrl: string): Promise<Set<Row>> {
   const wanted = rows.filter((row) => SINK_ROWS.includes(row))
   if (wanted.length === 0) return new Set()
-  const problem = !sinksAvailable(root) ? 'log to is not available in this gateway build' : await redisProblem()
+  const problem = !sinksAvailable(root) ? 'log to is not available in this gateway build' : await redisProblem(redisUrl)
   if (!problem) return new Set(wanted)
   for (const row of wanted)
-    notes.push(`${row}: ${problem.startsWith('log to') ? problem : `no Redis answering on ${REDIS_URL} (${problem})`}; row skipped`)
+    notes.push(`${row}: ${problem.startsWith('log to') ? problem : `no Redis answering on ${redisUrl} (${problem})`}; row skipped`)
   return new Set()
 }
 
-// Run on every exit of main, errors included: the Redis row's keys.
+// Run on every exit of main, errors included: the Redis rows' keys, then the bench's Redis.
 const cleanups: (() => Promise<void>)[] = []
+let closeRedis: (() => Promise<void>) | null = null
 async function cleanUp(): Promise<void> {
   for (const task of cleanups.splice(0)) await task()
+  await closeRedis?.()
+  closeRedis = null
 }
 
 if (process.argv.includes('--help')) {
@@ -135,8 +138,15 @@ async function main(): Promise<number> {
   const readyMs = seconds(opts.readyTimeout) * 1000
   const notes: string[] = []
   const methods = identityMethods(opts.rows, notes)
-  const throttles = await throttleRows(opts.rows, notes)
-  const sinks = await sinkRows(opts.rows, notes)
+  // Started only when a row needs it; stopped last, after the gateways that use it.
+  const redis = opts.rows.some((row) => row === 'gateway-throttle-redis' || SINK_ROWS.includes(row)) ? await benchRedis(pin.side, readyMs) : null
+  if (redis) {
+    notes.push(redis.note)
+    closeRedis = () => redis.close()
+  }
+  const redisUrl = redis?.url ?? ''
+  const throttles = await throttleRows(opts.rows, notes, redisUrl)
+  const sinks = await sinkRows(opts.rows, notes, redisUrl)
   const rowsToRun = opts.rows.filter((row) =>
     IDENTITY[row]
       ? methods.has(IDENTITY[row].method)
@@ -198,13 +208,13 @@ async function main(): Promise<number> {
       const prefix = redisPrefix()
       cleanups.push(async () => {
         try {
-          notes.push(`${row}: deleted ${await deletePrefix(prefix)} Redis keys under ${prefix}`)
+          notes.push(`${row}: deleted ${await deletePrefix(redisUrl, prefix)} Redis keys under ${prefix}`)
         } catch (err) {
           notes.push(`WARNING ${row}: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
         }
       })
       const name = 'gateway --redis'
-      const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', REDIS_URL, '--redis-prefix', prefix])
+      const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', redisUrl, '--redis-prefix', prefix])
       gateways.push([name, gw])
       bases.set(row, gw.url)
     } else if (tracing && TRACING_ROWS.includes(row)) {
@@ -221,14 +231,15 @@ async function main(): Promise<number> {
         const key = `${prefix}access`
         cleanups.push(async () => {
           try {
-            if (sinks.has('gateway-sink-redis')) notes.push(`gateway-sink-redis: ${await streamEntries(key)} entries added to the stream ${key}`)
-            notes.push(`sink rows: deleted ${await deletePrefix(prefix)} Redis keys under ${prefix}`)
+            if (sinks.has('gateway-sink-redis'))
+              notes.push(`gateway-sink-redis: ${await streamEntries(redisUrl, key)} entries added to the stream ${key}`)
+            notes.push(`sink rows: deleted ${await deletePrefix(redisUrl, prefix)} Redis keys under ${prefix}`)
           } catch (err) {
             notes.push(`WARNING sink rows: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
           }
         })
         const dir = await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, { 'sinks.policy': sinkPolicy(key) })
-        gw = await startGateway(name, dir, 1, pin.proxy(), readyMs, sinkGatewayArgs(prefix))
+        gw = await startGateway(name, dir, 1, pin.proxy(), readyMs, sinkGatewayArgs(redisUrl, prefix))
         gateways.push([name, gw])
       }
       bases.set(row, gw.url)

@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import Redis from 'ioredis'
 import type { CpuTally } from './cpu.ts'
 import type { Row } from './options.ts'
-import { REDIS_URL } from './throttle.ts'
 
 export const SINK_ROWS: readonly Row[] = ['gateway-sink-off', 'gateway-sink-redis']
 export const SINK_ROUTE = '/sink'
@@ -30,10 +29,10 @@ match GET ${SINK_ROUTE}/orders/{id} {
 }
 
 // The arguments of the sink gateway: its Redis, the run's prefix, a spool of its own.
-export function sinkGatewayArgs(prefix: string): string[] {
+export function sinkGatewayArgs(url: string, prefix: string): string[] {
   const spool = mkdtempSync(join(tmpdir(), 'portcullis-bench-spool-'))
   process.on('exit', () => rmSync(spool, { recursive: true, force: true }))
-  return ['--redis', REDIS_URL, '--redis-prefix', prefix, '--spool', spool]
+  return ['--redis', url, '--redis-prefix', prefix, '--spool', spool]
 }
 
 /** Whether this gateway build has `log to` (`gateway directives` lists it). */
@@ -44,8 +43,8 @@ export function sinksAvailable(root: string): boolean {
 }
 
 /** The stream's `entries-added` (XINFO STREAM), polled until it stops growing (the sink caught up). */
-export async function streamEntries(key: string, settleMs = 1000, maxMs = 15_000): Promise<number> {
-  const redis = new Redis(REDIS_URL, { connectTimeout: 1000, commandTimeout: 2000, maxRetriesPerRequest: 0 })
+export async function streamEntries(url: string, key: string, settleMs = 1000, maxMs = 15_000): Promise<number> {
+  const redis = new Redis(url, { connectTimeout: 1000, commandTimeout: 2000, maxRetriesPerRequest: 0 })
   redis.on('error', () => {})
   try {
     const added = async () => {

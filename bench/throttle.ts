@@ -1,7 +1,7 @@
 // The throttle rows: one route with `throttle 100/s per header X-Client`, measured on the gateway
 // of gateway-plain (memory store) and on a second gateway with --redis. The load cycles X-Client
 // over a ring of distinct client ids, so every key stays well under its limit (no 429) while the
-// store holds a realistic number of keys. The Redis row needs a Redis on 127.0.0.1:6379; its keys
+// store holds a realistic number of keys. The Redis row needs a Redis (redis-server.ts); its keys
 // live under a prefix made for this run and are deleted at the end.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -17,15 +17,13 @@ export const THROTTLE_LIMIT = 100
 export const CLIENT_HEADER = 'X-Client'
 // Distinct X-Client values: at 10k–30k req/s each sees 10–30 requests a second, under the limit.
 export const CLIENTS = 1000
-export const REDIS_URL = 'redis://127.0.0.1:6379'
 // SCAN pages of the clean-up; the bound keeps a Redis that keeps growing from holding the bench.
 const SCAN_COUNT = 1000
 const MAX_SCAN_PAGES = 10_000
 
 /**
  * The gateway's CPU per request on the throttle rows beside gateway-plain's: their req/s also
- * depends on the load side's core, which Redis (the machine's, not pinned by the bench) may
- * share with the load generator and the upstream.
+ * depends on the load side's core, which Redis shares with the load generator and the upstream.
  */
 export function throttleNotes(cpu: CpuTally): string[] {
   const plain = cpu.perRequest('gateway-plain')
@@ -68,8 +66,8 @@ export class ClientRing implements Credentials {
   }
 }
 
-function client(): Redis {
-  return new Redis(REDIS_URL, {
+function client(url: string): Redis {
+  return new Redis(url, {
     lazyConnect: true,
     connectTimeout: 1000,
     commandTimeout: 2000,
@@ -79,9 +77,9 @@ function client(): Redis {
   })
 }
 
-/** Null when a Redis answers PING on 127.0.0.1:6379, otherwise why not. */
-export async function redisProblem(): Promise<string | null> {
-  const redis = client()
+/** Null when a Redis answers PING at `url`, otherwise why not. */
+export async function redisProblem(url: string): Promise<string | null> {
+  const redis = client(url)
   redis.on('error', () => {})
   try {
     await redis.connect()
@@ -100,9 +98,9 @@ export function redisPrefix(): string {
 }
 
 /** Deletes the keys under `prefix` (SCAN + DEL, at most MAX_SCAN_PAGES pages); returns how many. */
-export async function deletePrefix(prefix: string): Promise<number> {
+export async function deletePrefix(url: string, prefix: string): Promise<number> {
   if (!/^bench-[0-9a-f]+:$/.test(prefix)) throw new Error(`refusing to delete keys under ${JSON.stringify(prefix)}`)
-  const redis = client()
+  const redis = client(url)
   redis.on('error', () => {})
   let deleted = 0
   try {
