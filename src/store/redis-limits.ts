@@ -131,7 +131,7 @@ export function hashTag(key: string): string {
 // must be whole numbers, and the keys of one decision must share a hash tag (checked on every
 // Redis, so a policy that works on one Redis also works on a Cluster; the prefix is free of
 // braces, see redis-url.ts).
-export function hitArgs(rules: readonly LimitRule[], member: string, prefix: string): { keys: string[]; list: string; member: string } {
+export function hitArgs(rules: readonly LimitRule[], prefix: string): { keys: string[]; list: string } {
   const keys: string[] = []
   let list = ''
   const tag = rules.length > 1 ? hashTag(rules[0]!.key) : ''
@@ -149,7 +149,7 @@ export function hitArgs(rules: readonly LimitRule[], member: string, prefix: str
       list += `c,${r.limit},${r.resetAt}`
     }
   }
-  return { keys, list, member }
+  return { keys, list }
 }
 
 // Decisions waiting for one script call.

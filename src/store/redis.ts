@@ -293,15 +293,13 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
     hit(rules, member): Promise<LimitDecision> {
       if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
-      let part: { keys: string[]; list: string; member: string }
+      let part: { keys: string[]; list: string }
       try {
-        part = hitArgs(rules, member, prefix)
+        part = hitArgs(rules, prefix)
       } catch (err) {
         return Promise.reject(err)
       }
-      return new Promise<LimitDecision>((resolve, reject) =>
-        queueHit({ rules, keys: part.keys, list: part.list, member: part.member, resolve, reject }),
-      )
+      return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list: part.list, member, resolve, reject }))
     },
     async close() {
       listeners.clear()
