@@ -9,6 +9,7 @@ export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
 
 export interface BenchRedis {
   url: string
+  pid: number | undefined // the bench's own server's (its CPU is read around the Redis rows)
   note: string
   close(): Promise<void>
 }
@@ -19,6 +20,7 @@ export async function benchRedis(side: string[], readyMs: number): Promise<Bench
   const binary = Bun.which('redis-server')
   const shared = (why: string): BenchRedis => ({
     url: SHARED_REDIS_URL,
+    pid: undefined,
     note: `Redis rows: the machine's Redis on ${SHARED_REDIS_URL}, not pinned (${why}): it may run on the proxy's core`,
     close: async () => {},
   })
@@ -33,6 +35,7 @@ export async function benchRedis(side: string[], readyMs: number): Promise<Bench
       const where = side.length ? `pinned with the load (${side.join(' ')})` : 'not pinned'
       return {
         url: `redis://127.0.0.1:${port}`,
+        pid: child.pid,
         note: `Redis rows: the bench's own redis-server on 127.0.0.1:${port}, ${where}`,
         close: async () => void (await stop(child, 2_000)),
       }

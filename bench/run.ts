@@ -176,7 +176,10 @@ async function main(): Promise<number> {
     ...SINK_ROWS,
     ...(throttles.size ? ['gateway-plain' as Row, ...throttles] : []),
   ])
-  const cpu = new CpuTally(cpuRows, (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration))
+  const warmShare = (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration)
+  const cpu = new CpuTally(cpuRows, warmShare)
+  // The bench's own Redis's CPU per request on the Redis throttle row (its decisions' share).
+  const redisCpu = new CpuTally(new Set<Row>(throttles.has('gateway-throttle-redis') ? ['gateway-throttle-redis'] : []), warmShare)
   const bases = new Map<Row, string>([['direct', upstream]])
   const gateways: [string, Gateway][] = []
   const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
@@ -293,7 +296,7 @@ async function main(): Promise<number> {
         })
       // With tracing rows, the gateway's CPU time per request too: throughput on a shared machine drifts.
       const pid = gateways.find(([, g]) => g.url === bases.get(row))?.[1].child.pid
-      const m = await cpu.around(row, pid, load1)
+      const m = await cpu.around(row, pid, () => redisCpu.around(row, redis?.pid, load1))
       runs.get(row)?.push(m.result)
       peaks.set(row, m.peakRps)
       if (m.reused) reused.set(row, (reused.get(row) ?? 0) + m.reused)
@@ -306,7 +309,7 @@ async function main(): Promise<number> {
   for (let i = 0; i < opts.repeat; i++) for (const row of pacedRows) pacedRuns.get(row)?.push(await paced(url(row), load, opts.paceMs))
   if (tracing) notes.push(...(await tracing.notes(cpu)))
   notes.push(...sinkNotes(cpu))
-  notes.push(...throttleNotes(cpu))
+  notes.push(...throttleNotes(cpu, redisCpu))
   for (const [name, gw] of gateways) await stopGateway(name, gw)
   await cleanUp()
   for (const [row, n] of reused) {

@@ -25,14 +25,16 @@ const MAX_SCAN_PAGES = 10_000
  * The gateway's CPU per request on the throttle rows beside gateway-plain's: their req/s also
  * depends on the load side's core, which Redis shares with the load generator and the upstream.
  */
-export function throttleNotes(cpu: CpuTally): string[] {
+export function throttleNotes(cpu: CpuTally, redisCpu: CpuTally): string[] {
   const plain = cpu.perRequest('gateway-plain')
   if (plain === null) return []
   const parts = THROTTLE_ROWS.flatMap((row) => {
     const c = cpu.perRequest(row)
     return c === null ? [] : [`${row} ${c.toFixed(1)} µs (${c >= plain ? '+' : ''}${(((c - plain) / plain) * 100).toFixed(1)}%)`]
   })
-  return parts.length ? [`throttle rows: gateway CPU per request gateway-plain ${plain.toFixed(1)} µs, ${parts.join(', ')}`] : []
+  const redis = redisCpu.perRequest('gateway-throttle-redis')
+  const own = redis === null ? '' : `; the bench's Redis ${redis.toFixed(1)} µs per request of gateway-throttle-redis`
+  return parts.length ? [`throttle rows: gateway CPU per request gateway-plain ${plain.toFixed(1)} µs, ${parts.join(', ')}${own}`] : []
 }
 
 export function throttlePolicy(): string {
