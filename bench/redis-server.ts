@@ -37,7 +37,9 @@ export async function benchRedis(side: string[], readyMs: number): Promise<Bench
         url: `redis://127.0.0.1:${port}`,
         pid: child.pid,
         note: `Redis rows: the bench's own redis-server on 127.0.0.1:${port}, ${where}`,
-        close: async () => void (await stop(child, 2_000)),
+        close: async () => {
+          await stop(child, 2_000)
+        },
       }
     } catch (err) {
       last = `${err instanceof Error ? err.message : String(err)}: ${watched.tail.slice(-3).join(' | ')}`
