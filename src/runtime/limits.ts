@@ -144,7 +144,10 @@ export class LimitGroup {
     const windows: number[] = []
     const push = (spec: number, window: string, name: string, limit: number, windowMs: number, calendar: Calendar | null, w: number) => {
       const s = this.specs[spec]!
-      rules.push({ spec, head: `rl:{${this.tag}}:${s.source}:${s.keyText}:${window}:`, limit, windowMs, calendar, name, limitText: String(limit) })
+      // A sliding window is a log (a Redis list), a calendar one a counter: `throttle-log` names
+      // the log's keys apart from those of its earlier form (a sorted set under `throttle`).
+      const kind = calendar === null ? 'throttle-log' : s.source
+      rules.push({ spec, head: `rl:{${this.tag}}:${kind}:${s.keyText}:${window}:`, limit, windowMs, calendar, name, limitText: String(limit) })
       windows.push(w)
     }
     this.specs.forEach((spec, i) => {
@@ -219,7 +222,7 @@ export class LimitGroup {
     if (applied.rules.length === 0) return undefined
     let pending
     try {
-      pending = this.store.hit(applied.rules, ctx.id, now)
+      pending = this.store.hit(applied.rules, now)
     } catch (err) {
       return this.failed(ctx, applied, now, err)
     }

@@ -1,6 +1,6 @@
 // Rate decisions in one process's memory: the same rules and answers as the Redis script
 // (src/store/redis-limits.ts), so a policy behaves alike on both stores.
-import type { LimitDecision, LimitRule } from './store.ts'
+import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts'
 
 // Admission times of one sliding window, oldest first (a queue with a moving head). An
 // admission at t leaves the window of w ms when the clock reads t + w: the gateway's clock has
@@ -24,6 +24,7 @@ export class MemoryLimits {
 
   hit(rules: readonly LimitRule[], now: number): LimitDecision {
     if (++this.calls % SWEEP_EVERY === 0) this.sweep(now)
+    if (rules.length > 1) for (const r of rules) sameWindowPerKey(rules, r)
     // Per rule: what is left before this request, when the oldest counted one leaves, and the
     // log or counter found (looked up once).
     const remaining: number[] = []
@@ -62,6 +63,11 @@ export class MemoryLimits {
       const r = rules[i]!
       if (admitted) {
         remaining[i]!--
+        // A key met again in this decision is the same counter: counted once.
+        if (i > 0 && rules.findIndex((o) => o.key === r.key) < i) {
+          if (remaining[i]! < 0) remaining[i] = 0
+          continue
+        }
         if (r.kind === 'sliding') {
           const log = found[i] as Log
           log.times.push(now)

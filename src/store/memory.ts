@@ -71,7 +71,7 @@ export function memoryStore(opts: MemoryStoreOptions = {}): Store {
     sessions: memorySessions(clock),
     cache: new MemoryAnswerCache({ ...MEMORY_CACHE_LIMITS, now: clock }),
     kv: new MemoryKeyValues({ ...MEMORY_KV_LIMITS, now: clock }),
-    hit: (rules, _member, now) => limits.hit(rules, now),
+    hit: (rules, now) => limits.hit(rules, now),
     close: async () => {
       listeners.clear()
     },

@@ -5,27 +5,32 @@
 // request near the boundary falls into). Keys: the store prefix + the caller's key, which carries
 // a hash tag shared by the decision's keys so they sit in one slot of a Redis Cluster.
 import type { Cluster, Redis } from 'ioredis'
-import type { LimitDecision, LimitRule } from './store.ts'
+import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts'
 
 // Decisions, one or many in one call. ARGV[1]: the call's rule lists, each written once
 // however many decisions use it: lists separated by '|', rules by ';', a rule as
 // `kind,limit,w` (kind 's' sliding with w its windowMs, 'c' calendar with w its resetAt in ms
-// since the epoch). Then one argument per decision, `<list index, from 1>:<member>`; a
-// decision's n keys (n the length of its list) follow the previous decision's in KEYS. (Three
-// arguments per call and one per decision, not five per decision: the gateway's Redis client
-// spends its time per argument.) Each decision is checked and counted on its own, all in one
-// atomic script run: concurrent requests on one connection share a call (see batchArgs) yet
-// each is decided exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy
-// (0-based, -1 when admitted), retryAfterMs, then per rule: the count before this request,
-// resetMs}; admitted -1 means its keys hold something else than counters: nothing of that
-// decision was written.
+// since the epoch). Then one argument per decision: the index of its list (from 1); a
+// decision's n keys (n the length of its list) follow the previous decision's in KEYS. (Two
+// arguments per call and one per decision: the gateway's Redis client spends its time per
+// argument.) Each decision is checked and counted on its own, all in one atomic script run:
+// concurrent requests on one connection share a call (see batchArgs) yet each is decided
+// exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy (0-based, -1 when
+// admitted), retryAfterMs, then per rule: the count before this request, resetMs}; admitted
+// -1 means its keys hold something else than counters: nothing of that decision was written.
+//
+// A sliding window is a list of admission times, oldest first (RPUSH, and LPOP once they
+// leave the window): a handful of O(1) commands per decision. The request's time is pushed
+// while it is checked (RPUSH answers the count) and popped again when the decision refuses.
+// A key met twice in one decision (two lines of one key and window, say a tier and a cap) is
+// one counter: checked against each limit, counted once.
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 -- Milliseconds with the microseconds as a fraction: an admission leaves its window at exactly
 -- its time + w (whole milliseconds could free a slot up to 1 ms early).
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local stamp = string.format('%.0f', now)
+local stamp = string.format('%.3f', now)
 local out = {}
 
 local lists = {}
@@ -37,46 +42,66 @@ for list in string.gmatch(ARGV[1], '[^|]+') do
   lists[#lists + 1] = rules
 end
 
-local function decide(k, rules, member)
+-- Takes this decision's pushed times out again.
+local function unpush(pushed)
+  for j = 1, #pushed do redis.call('RPOP', pushed[j]) end
+end
+
+local function decide(k, rules)
   local n = #rules
   local reply = {1, -1, 0}
+  local pushed = {}
+  local seen = {}
   for i = 1, n do
     local key, kind, limit, w = KEYS[k + i], rules[i][1], rules[i][2], rules[i][3]
     local c, reset
-    if kind == 's' then
+    local prior = seen[key]
+    if prior then
+      c, reset = prior[1], prior[2]
+    elseif kind == 's' then
       -- pcall: a key of another type is this decision's failure, not the whole call's.
-      local trimmed = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', now - w)
-      if type(trimmed) == 'table' and trimmed.err then return {-1, -1, 0} end
-      c = redis.call('ZCARD', key)
-      reset = w
-      if c > 0 then reset = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) + w - now end
-      if c >= limit and reply[2] == -1 then
-        reply[1], reply[2], reply[3] = 0, i - 1, w
-        -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
-        if limit > 0 then reply[3] = math.max(1, tonumber(redis.call('ZRANGE', key, c - limit, c - limit, 'WITHSCORES')[2]) + w - now) end
+      local head = redis.pcall('LINDEX', key, 0)
+      if type(head) == 'table' and head.err then unpush(pushed) return {-1, -1, 0} end
+      local cut = now - w
+      while head and tonumber(head) <= cut do
+        redis.call('LPOP', key)
+        head = redis.call('LINDEX', key, 0)
       end
+      c = redis.call('RPUSH', key, stamp) - 1
+      pushed[#pushed + 1] = key
+      reset = w
+      if head then reset = tonumber(head) + w - now end
     else
       local v = redis.pcall('GET', key)
-      if type(v) == 'table' and v.err then return {-1, -1, 0} end
+      if type(v) == 'table' and v.err then unpush(pushed) return {-1, -1, 0} end
       c = 0
       if v then c = tonumber(v) end
-      if not c then return {-1, -1, 0} end
+      if not c then unpush(pushed) return {-1, -1, 0} end
       reset = w - now
-      if c >= limit and reply[2] == -1 then reply[1], reply[2], reply[3] = 0, i - 1, reset end
+    end
+    seen[key] = {c, reset}
+    if c >= limit and reply[2] == -1 then
+      reply[1], reply[2], reply[3] = 0, i - 1, reset
+      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window (the
+      -- times before this request's are the list's first c).
+      if kind == 's' then
+        reply[3] = w
+        if limit > 0 then reply[3] = math.max(1, tonumber(redis.call('LINDEX', key, c - limit)) + w - now) end
+      end
     end
     reply[2 + 2 * i] = c
     reply[3 + 2 * i] = reset
   end
-  if reply[1] == 1 then
-    for i = 1, n do
-      local key, w = KEYS[k + i], rules[i][3]
+  if reply[1] ~= 1 then
+    unpush(pushed)
+    return reply
+  end
+  local counted = {}
+  for i = 1, n do
+    local key, w = KEYS[k + i], rules[i][3]
+    if not counted[key] then
+      counted[key] = true
       if rules[i][1] == 's' then
-        -- Members are unique per request; one seen again (the same id twice) still counts.
-        local m, j = stamp .. '-' .. member, 0
-        while redis.call('ZADD', key, now, m) == 0 do
-          j = j + 1
-          m = stamp .. '-' .. member .. '#' .. j
-        end
         redis.call('PEXPIRE', key, w)
       elseif w > now then
         if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, w) end
@@ -88,11 +113,9 @@ end
 
 local k = 0
 for d = 2, #ARGV do
-  local arg = ARGV[d]
-  local colon = string.find(arg, ':', 1, true)
-  local rules = lists[tonumber(string.sub(arg, 1, colon - 1))]
+  local rules = lists[tonumber(ARGV[d])]
   local n = #rules
-  local reply = decide(k, rules, string.sub(arg, colon + 1))
+  local reply = decide(k, rules)
   out[#out + 1] = reply[1]
   out[#out + 1] = reply[2]
   out[#out + 1] = reply[3]
@@ -141,6 +164,7 @@ export function hitArgs(rules: readonly LimitRule[], prefix: string): { keys: st
       throw new Error('the keys of one rate decision must share a hash tag ({…}) so they sit in one Redis Cluster slot')
     keys.push(prefix + r.key)
     if (list !== '') list += ';'
+    if (rules.length > 1) sameWindowPerKey(rules, r)
     if (r.kind === 'sliding') {
       if (!Number.isSafeInteger(r.windowMs) || r.windowMs < 1) throw new RangeError(`rate window ${r.windowMs} ms is not a whole number ≥ 1`)
       list += `s,${r.limit},${r.windowMs}`
@@ -157,7 +181,6 @@ export interface PendingHit {
   rules: readonly LimitRule[]
   keys: string[]
   list: string // its rules as the script's ARGV[1] writes them
-  member: string
   resolve(d: LimitDecision): void
   reject(err: unknown): void
 }
@@ -175,7 +198,7 @@ export function batchArgs(batch: readonly PendingHit[]): { numKeys: number; keys
       lists.set(h.list, (at = lists.size + 1))
       written = written === '' ? h.list : `${written}|${h.list}`
     }
-    args.push(`${at}:${h.member}`)
+    args.push(String(at))
   }
   args[0] = written
   return { numKeys: keys.length, keysAndArgs: keys.concat(args) }

@@ -291,7 +291,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     cache: redisAnswerCache(client, prefix, call),
     kv: redisKeyValues(client, prefix, call),
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
-    hit(rules, member): Promise<LimitDecision> {
+    hit(rules): Promise<LimitDecision> {
       if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
       let part: { keys: string[]; list: string }
       try {
@@ -299,7 +299,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
       } catch (err) {
         return Promise.reject(err)
       }
-      return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list: part.list, member, resolve, reject }))
+      return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list: part.list, resolve, reject }))
     },
     async close() {
       listeners.clear()

@@ -29,6 +29,18 @@ export interface AppRecords {
 export type LimitRule =
   { kind: 'sliding'; key: string; limit: number; windowMs: number } | { kind: 'calendar'; key: string; limit: number; resetAt: number }
 
+// Rules of one decision may share a key (a tier and a cap of one window, say): that key is one
+// counter, checked against each rule's limit and counted once. They must then agree on its
+// kind and window (one log cannot be kept for two windows): a thrown RangeError otherwise.
+export function sameWindowPerKey(rules: readonly LimitRule[], r: LimitRule): void {
+  for (const o of rules) {
+    if (o === r) return
+    if (o.key !== r.key) continue
+    const same = o.kind === 'sliding' ? r.kind === 'sliding' && r.windowMs === o.windowMs : r.kind === 'calendar' && r.resetAt === o.resetAt
+    if (!same) throw new RangeError(`rate key ${JSON.stringify(r.key.slice(0, 80))} is given twice with different windows`)
+  }
+}
+
 // The decision for a whole set of limits, taken atomically: admitted only when every limit
 // has room, and then counted by every one; refused ones are counted by none.
 export interface LimitDecision {
@@ -57,10 +69,10 @@ export interface Store {
   // Values `script` directives keep (kv.ts): bounded memory, or Redis keys (PX when given a lifetime).
   readonly kv: KeyValues
   // Decides and counts one request against `rules` atomically (one Lua script in Redis; the
-  // rules' keys share one hash slot for Redis Cluster). `member` is unique per request (its
-  // id), `now` the caller's clock (the memory store's time; Redis uses its own TIME).
+  // rules' keys share one hash slot for Redis Cluster). `now` is the caller's clock (the memory
+  // store's time; Redis uses its own TIME).
   // The memory store decides at once (no promise); Redis answers with one.
-  hit(rules: readonly LimitRule[], member: string, now: number): LimitDecision | Promise<LimitDecision>
+  hit(rules: readonly LimitRule[], now: number): LimitDecision | Promise<LimitDecision>
   // Whether change notifications are flowing now. While they are not, a store app may have
   // been revoked without this instance hearing of it: identity checks refuse store apps.
   readonly live: boolean

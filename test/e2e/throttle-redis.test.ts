@@ -375,14 +375,16 @@ describe('a Redis that fails and comes back', () => {
     expect(rate.length).toBeGreaterThanOrEqual(5)
     for (const k of keys) expect(k.startsWith(prefix)).toBe(true)
     for (const k of rate) {
-      expect(k).toMatch(/^[^{}]*\{[0-9a-f]{16}\}:(throttle|quota):[a-z:+-]+:\w+:[0-9a-f]{32}$/)
+      expect(k).toMatch(/^[^{}]*\{[0-9a-f]{16}\}:(throttle-log|quota):[a-z:+-]+:\w+:[0-9a-f]{32}$/)
       expect(k).not.toContain(secretish)
+      // A throttle's sliding log is a list of admission times; a quota's count a string.
+      expect(await control.type(k)).toBe(k.includes(':throttle-log:') ? 'list' : 'string')
       expect(await control.pttl(k)).toBeGreaterThan(0)
     }
     // The three keys of /two share one hash tag (one Cluster slot), which no other route has.
     const tag = /\{\w+\}/.exec(rate.find((k) => k.includes(':header:x-k:'))!)![0]
     const kinds = rate.filter((k) => k.includes(tag)).map((k) => k.slice(k.indexOf(tag) + tag.length + 1, k.lastIndexOf(':')))
-    expect(kinds.sort()).toEqual(['quota:ip:day', 'throttle:header:x-k:60000', 'throttle:ip:60000'])
+    expect(kinds.sort()).toEqual(['quota:ip:day', 'throttle-log:header:x-k:60000', 'throttle-log:ip:60000'])
   })
 
   test('killed mid-traffic: throttles admit, quotas and `on store-failure deny` answer 503, each within 1 s; then it recovers by itself', async () => {

@@ -141,6 +141,12 @@ match GET /turbo {
   throttle tier per app
   proxy up
 }
+match GET /capped {
+  require key
+  throttle tier per app
+  throttle 10/min per app
+  proxy up
+}
 match GET /metered {
   require key
   throttle tier per app
@@ -320,6 +326,19 @@ describe('tiers', () => {
     for (const a of bronze!.filter((x) => x.status === 429)) expect(expectRefused(a, 'rate_limited', 60)).toBeGreaterThanOrEqual(59)
     // Still refused a moment later: the burst window has not moved.
     expect(statuses(await volley(3, () => withKey(KEYS.KEY_GOLD, '/tiered')))).toEqual({ 429: 3 })
+  })
+
+  // The tier's line and the cap's have one key and window (per app, 60 s): one counter, each
+  // holding its own limit, every request counted once (not twice, which would admit 3).
+  test('a tier and a cap on one key and window share one counter: silver admits its 5', async () => {
+    const silver = await volley(12, () => withKey(KEYS.KEY_SILVER, '/capped'))
+    expect(statuses(silver)).toEqual({ 200: 5, 429: 7 })
+    for (const a of silver) expectRateHeaders(a, { limit: 5, name: 'silver', policy: '"silver";q=5;w=60, "throttle";q=10;w=60', maxReset: 60 })
+    expect(
+      admittedOf(silver)
+        .map((a) => a.headers.get('ratelimit-remaining'))
+        .sort(),
+    ).toEqual(['0', '1', '2', '3', '4'])
   })
 
   // `tier turbo 8/s burst 2`: the gold shape scaled down to fit a test: at most 2 in any
