@@ -63,7 +63,7 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'portcullis', [ATTR_SERVICE_VERSION]: version }))
     .merge(detectResources({ detectors: [hostDetector, envDetector] }))
-  const decider = new Decider(SAMPLERS[s.sampler](s.ratio))
+  const decider = new Decider(SAMPLERS[s.sampler](s.ratio), s.sampler.endsWith('traceidratio') ? s.ratio : null)
   const provider = new TracerProvider({ resource, sampler: decider, idGenerator: decider, spanProcessors: [spanProcessor(s, count)] })
   const tracer = provider.getTracer('portcullis', version)
   const tracers = { tracer, decider }

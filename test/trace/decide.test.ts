@@ -2,14 +2,22 @@
 // trace id the span then gets: a trace id ratio decision stays a function of the trace id.
 import { expect, test } from 'bun:test'
 import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api'
-import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace'
+import {
+  AlwaysOnSampler,
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace'
 import type { RequestContext } from '../../src/runtime/context.ts'
-import { Decider, IdPool } from '../../src/trace/decide.ts'
+import { Decider, IdPool, idWords, ratioBound } from '../../src/trace/decide.ts'
 import { requestSpan } from '../../src/trace/spans.ts'
 
 function setup(ratio: number) {
   const exporter = new InMemorySpanExporter()
-  const decider = new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }))
+  // As tracing.ts makes it for parentbased_traceidratio: new traces decided by the Decider.
+  const decider = new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }), ratio)
   const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
   return { exporter, tracers: { tracer: provider.getTracer('test'), decider } }
 }
@@ -105,4 +113,38 @@ test('ids from the pool: lowercase hex of the asked length, never all zeros, all
     seen.add(traceId).add(spanId)
   }
   expect(seen.size).toBe(6000)
+})
+
+test("a new trace's ratio decision is the SDK sampler's, at every ratio and at the bound itself", () => {
+  const sdk = (ratio: number, traceId: string) => new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, traceId).decision
+  const hex8 = (n: number) => n.toString(16).padStart(8, '0')
+  for (const ratio of [0, 1e-9, 0.001, 0.01, 0.3, 0.5, 0.999999, 1]) {
+    for (const decider of [
+      new Decider(new TraceIdRatioBasedSampler(ratio), ratio),
+      new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }), ratio),
+    ]) {
+      for (let i = 0; i < 3000; i++) {
+        const { traceId, result } = decider.decide(ROOT_CONTEXT, undefined, 'x')
+        expect(result.decision).toBe(sdk(ratio, traceId))
+      }
+    }
+    // Ids whose words XOR to just under, at and just over the bound (the words spread over
+    // all four places, so the XOR and the word order are both exercised), decided by a
+    // Decider that is handed them as its new trace ids.
+    const bound = ratioBound(ratio)
+    for (const target of [bound - 1, bound, bound + 1]) {
+      if (target < 1 || target > 0xffffffff) continue
+      const a = 0x9e3779b9
+      const b = 0x7f4a7c15
+      const id = hex8(a) + hex8(b) + hex8((target ^ a ^ b ^ 0x0badf00d) >>> 0) + hex8(0x0badf00d)
+      expect(idWords(id)).toBe(target)
+      const given = new Decider(new TraceIdRatioBasedSampler(ratio), ratio, { take: (n) => (n === 32 ? id : '00f067aa0ba902b7') })
+      const { traceId, result } = given.decide(ROOT_CONTEXT, undefined, 'x')
+      expect(traceId).toBe(id)
+      expect(result.decision).toBe(sdk(ratio, id))
+    }
+  }
+  // Other samplers are asked as before.
+  const on = new Decider(new AlwaysOnSampler())
+  expect(on.decide(ROOT_CONTEXT, undefined, 'x').result.decision).toBe(SamplingDecision.RECORD_AND_SAMPLED)
 })
