@@ -9,6 +9,7 @@
 // Script values: PREFIX + `kv:…` (kv-redis.ts).
 import { unwatchDeadline, watchDeadline, type Timed } from '../runtime/client/deadlines.ts'
 import Redis, { Cluster, type RedisOptions } from 'ioredis'
+import './tracing-channel.ts'
 import { StoredApp } from './app-record.ts'
 import { batchArgs, defineHit, hashTag, hitArgs, settleBatch, type PendingHit } from './redis-limits.ts'
 import { redisSessions } from './sessions-redis.ts'

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto'
 import { RedisClient } from 'bun'
 import Redis, { Cluster } from 'ioredis'
+import '../../store/tracing-channel.ts'
 import { parseRedisUrl, type RedisTarget } from '../../store/redis-url.ts'
 import type { Batch, Outcome, Transport } from './transport.ts'
 
