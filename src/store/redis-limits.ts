@@ -20,10 +20,11 @@ import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts
 // -1 means its keys hold something else than counters: nothing of that decision was written.
 //
 // A sliding window is a list of admission times, oldest first (RPUSH, and LPOP once they
-// leave the window): a handful of O(1) commands per decision. The request's time is pushed
-// while it is checked (RPUSH answers the count) and popped again when the decision refuses.
-// A key met twice in one decision (two lines of one key and window, say a tier and a cap) is
-// one counter: checked against each limit, counted once.
+// leave the window): a handful of O(1) commands per decision. Every limit is checked before
+// any is counted, so a refused request writes nothing but the removal of times that left
+// their window (a flood of refused requests is reads for Redis, and nothing for its
+// replicas). A key met twice in one decision (two lines of one key and window, say a tier and
+// a cap) is one counter: checked against each limit, counted once.
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -42,15 +43,9 @@ for list in string.gmatch(ARGV[1], '[^|]+') do
   lists[#lists + 1] = rules
 end
 
--- Takes this decision's pushed times out again.
-local function unpush(pushed)
-  for j = 1, #pushed do redis.call('RPOP', pushed[j]) end
-end
-
 local function decide(k, rules)
   local n = #rules
   local reply = {1, -1, 0}
-  local pushed = {}
   local seen = {}
   for i = 1, n do
     local key, kind, limit, w = KEYS[k + i], rules[i][1], rules[i][2], rules[i][3]
@@ -61,29 +56,29 @@ local function decide(k, rules)
     elseif kind == 's' then
       -- pcall: a key of another type is this decision's failure, not the whole call's.
       local head = redis.pcall('LINDEX', key, 0)
-      if type(head) == 'table' and head.err then unpush(pushed) return {-1, -1, 0} end
+      if type(head) == 'table' and head.err then return {-1, -1, 0} end
       local cut = now - w
       while head and tonumber(head) <= cut do
         redis.call('LPOP', key)
         head = redis.call('LINDEX', key, 0)
       end
-      c = redis.call('RPUSH', key, stamp) - 1
-      pushed[#pushed + 1] = key
-      reset = w
-      if head then reset = tonumber(head) + w - now end
+      c, reset = 0, w
+      if head then
+        c = redis.call('LLEN', key)
+        reset = tonumber(head) + w - now
+      end
     else
       local v = redis.pcall('GET', key)
-      if type(v) == 'table' and v.err then unpush(pushed) return {-1, -1, 0} end
+      if type(v) == 'table' and v.err then return {-1, -1, 0} end
       c = 0
       if v then c = tonumber(v) end
-      if not c then unpush(pushed) return {-1, -1, 0} end
+      if not c then return {-1, -1, 0} end
       reset = w - now
     end
     seen[key] = {c, reset}
     if c >= limit and reply[2] == -1 then
       reply[1], reply[2], reply[3] = 0, i - 1, reset
-      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window (the
-      -- times before this request's are the list's first c).
+      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
       if kind == 's' then
         reply[3] = w
         if limit > 0 then reply[3] = math.max(1, tonumber(redis.call('LINDEX', key, c - limit)) + w - now) end
@@ -92,16 +87,14 @@ local function decide(k, rules)
     reply[2 + 2 * i] = c
     reply[3 + 2 * i] = reset
   end
-  if reply[1] ~= 1 then
-    unpush(pushed)
-    return reply
-  end
+  if reply[1] ~= 1 then return reply end
   local counted = {}
   for i = 1, n do
     local key, w = KEYS[k + i], rules[i][3]
     if not counted[key] then
       counted[key] = true
       if rules[i][1] == 's' then
+        redis.call('RPUSH', key, stamp)
         redis.call('PEXPIRE', key, w)
       elseif w > now then
         if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, w) end
