@@ -27,14 +27,17 @@ export const ROWS = [
 export type Row = (typeof ROWS)[number]
 
 export const USAGE = `usage: bun bench/run.ts [--connections 50] [--duration 10] [--warmup 1] [--repeat 1]
-                       [--only ${ROWS.join(',')}] [--workers N] [--no-pin]
+                       [--only ${ROWS.join(',')}] [--workers N] [--procs N] [--no-pin]
                        [--load auto|wrk|bun] [--max-requests 1000000] [--ready-timeout 15]
                        [--pace MS]   (the paced latency runs: each connection waits MS ms between
-                                      requests; default 10, 0 skips them)`
+                                      requests; default 10, 0 skips them)
+       --procs N: each gateway row on N gateway processes, its runs taken from each in turn
+                  (a process settles on a speed of its own: use with --repeat a multiple of N)`
 
 export interface BenchOptions {
   rows: Row[]
   workers: number
+  procs: number // gateway processes per gateway row (the runs rotate over them)
   connections: number
   duration: string
   warmup: string
@@ -62,6 +65,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       repeat: { type: 'string', default: '1' },
       only: { type: 'string' },
       workers: { type: 'string' },
+      procs: { type: 'string', default: '1' },
       'no-pin': { type: 'boolean', default: false },
       load: { type: 'string', default: 'auto' },
       'max-requests': { type: 'string', default: '1000000' },
@@ -78,6 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   return {
     rows: ROWS.filter((r) => picked.includes(r)),
     workers,
+    procs: count(values.procs, '--procs', 1),
     connections: count(values.connections, '--connections', 1),
     duration: values.duration,
     warmup: values.warmup,

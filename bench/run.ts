@@ -162,7 +162,8 @@ async function main(): Promise<number> {
   console.log(machineLine())
   console.log(pin.describe(opts.rows.includes('gateway-workers') ? opts.workers : 1))
   console.log(
-    `load: ${generatorName(load)}, ${opts.connections} connections, ${opts.warmup}s warm-up, ${opts.duration}s measured, ${opts.repeat} run(s) per row\n`,
+    `load: ${generatorName(load)}, ${opts.connections} connections, ${opts.warmup}s warm-up, ${opts.duration}s measured, ${opts.repeat} run(s) per row` +
+      (opts.procs > 1 ? `, gateway rows on ${opts.procs} processes each (runs taken from each in turn)\n` : '\n'),
   )
 
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
@@ -180,7 +181,11 @@ async function main(): Promise<number> {
   const cpu = new CpuTally(cpuRows, warmShare)
   // The bench's own Redis's CPU per request on the Redis throttle row (its decisions' share).
   const redisCpu = new CpuTally(new Set<Row>(throttles.has('gateway-throttle-redis') ? ['gateway-throttle-redis'] : []), warmShare)
-  const bases = new Map<Row, string>([['direct', upstream]])
+  // Each row's base URLs: one, or one per gateway process with --procs (identity rows use the
+  // first only: their credentials are made for one address).
+  const bases = new Map<Row, string[]>([['direct', [upstream]]])
+  const addBase = (row: Row, base: string) => bases.set(row, [...(bases.get(row) ?? []), base])
+  const procs = Array.from({ length: opts.procs }, (_, p) => (opts.procs > 1 ? ` #${p + 1}` : ''))
   const gateways: [string, Gateway][] = []
   const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
   let policies: string | undefined
@@ -198,14 +203,16 @@ async function main(): Promise<number> {
       }
       const [port = 0] = freePorts(1)
       await startNginx(binary, pin.proxy(), port, upstream, ORDER, readyMs)
-      bases.set(row, `http://127.0.0.1:${port}`)
+      addBase(row, `http://127.0.0.1:${port}`)
     } else if (row === 'bare-fetch' || row === 'bare-socket' || row === 'bare-raw') {
-      bases.set(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
+      addBase(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
     } else if (row === 'gateway-plain' || row === 'gateway' || row === 'gateway-throttle' || IDENTITY[row]) {
-      // One gateway answers all these rows, each on its own route.
-      if (!gateways.some(([name]) => name === 'gateway'))
-        gateways.push(['gateway', await startGateway('gateway', await policyDir(), 1, pin.proxy(), readyMs)])
-      bases.set(row, gateways.find(([name]) => name === 'gateway')?.[1].url ?? '')
+      // One gateway (per --procs) answers all these rows, each on its own route.
+      for (const suffix of IDENTITY[row] ? procs.slice(0, 1) : procs) {
+        const name = `gateway${suffix}`
+        if (!gateways.some(([n]) => n === name)) gateways.push([name, await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs)])
+        addBase(row, gateways.find(([n]) => n === name)?.[1].url ?? '')
+      }
     } else if (row === 'gateway-throttle-redis') {
       // A second gateway on the same policies, its counters in Redis under a prefix of this run.
       const prefix = redisPrefix()
@@ -216,15 +223,19 @@ async function main(): Promise<number> {
           notes.push(`WARNING ${row}: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
         }
       })
-      const name = 'gateway --redis'
-      const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', redisUrl, '--redis-prefix', prefix])
-      gateways.push([name, gw])
-      bases.set(row, gw.url)
+      for (const suffix of procs) {
+        const name = `gateway --redis${suffix}`
+        const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', redisUrl, '--redis-prefix', prefix])
+        gateways.push([name, gw])
+        addBase(row, gw.url)
+      }
     } else if (tracing && TRACING_ROWS.includes(row)) {
       // A gateway of its own per row (tracing is process-wide), on the same policies.
-      const gw = await startGateway(row, await policyDir(), 1, pin.proxy(), readyMs, tracing.args(row))
-      gateways.push([row, gw])
-      bases.set(row, gw.url)
+      for (const suffix of procs) {
+        const gw = await startGateway(`${row}${suffix}`, await policyDir(), 1, pin.proxy(), readyMs, tracing.args(row))
+        gateways.push([`${row}${suffix}`, gw])
+        addBase(row, gw.url)
+      }
     } else if (SINK_ROWS.includes(row)) {
       // Both sink rows on one gateway of their own (a `redis stream` sink needs --redis).
       const name = 'gateway --redis (sinks)'
@@ -245,41 +256,47 @@ async function main(): Promise<number> {
         gw = await startGateway(name, dir, 1, pin.proxy(), readyMs, sinkGatewayArgs(redisUrl, prefix))
         gateways.push([name, gw])
       }
-      bases.set(row, gw.url)
+      addBase(row, gw.url)
     } else if (row === 'gateway-workers') {
       const name = `gateway --workers ${opts.workers}`
       const gw = await startGateway(name, await basePolicyDir(), opts.workers, pin.proxy(opts.workers), readyMs)
       gateways.push([name, gw])
-      bases.set(row, gw.url)
+      addBase(row, gw.url)
     }
     const what = row === 'gateway-workers' ? `${row} (--workers ${opts.workers})` : row
-    if (row !== 'direct' && bases.has(row)) console.log(`${what} ready on ${bases.get(row)}`)
+    if (row !== 'direct' && bases.has(row)) console.log(`${what} ready on ${bases.get(row)?.join(', ')}`)
   }
 
   const targets = rowsToRun.filter((row) => bases.has(row))
-  const url = (row: Row) => `${bases.get(row)}${PATHS[row][0]}`
-  for (const row of targets) {
-    const [, transformed] = PATHS[row]
-    const base = bases.get(row) ?? ''
-    // An identity row's probe carries its credentials (one of its per-request ones, unsent before).
-    const headers = { ...REQUEST_HEADERS, ...identity?.headers(row) }
-    const credentials = credentialsFor(row)
-    if (credentials) {
-      for (const [name, value] of (await credentials.take(1))[0] ?? []) headers[name] = value
-      credentials.spent(1)
-    }
-    const problems: string[] = []
-    try {
-      // A throttle row's answer carries RateLimit-Limit: the proof that the throttle ran.
-      const answer: Record<string, string> = rings.has(row) ? { 'RateLimit-Limit': String(THROTTLE_LIMIT) } : {}
-      if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row), headers, transformed, answer)))
-      if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
-      if (identity && IDENTITY[row]) problems.push(...(await probeRefusal(url(row), headers, identity.credentialHeaders(row))))
-    } catch (err) {
-      throw new Error(`${row} probe: ${err instanceof Error ? err.message : String(err)}`)
-    }
-    for (const p of problems) console.error(`WARNING ${row} probe: ${p}`)
+  // The row's URL on its base `i` (round i of --repeat takes the processes in turn).
+  const baseOf = (row: Row, i = 0) => {
+    const all = bases.get(row) ?? ['']
+    return all[i % all.length]!
   }
+  const url = (row: Row, i = 0) => `${baseOf(row, i)}${PATHS[row][0]}`
+  for (const row of targets)
+    for (let b = 0; b < (bases.get(row)?.length ?? 0); b++) {
+      const [, transformed] = PATHS[row]
+      const base = baseOf(row, b)
+      // An identity row's probe carries its credentials (one of its per-request ones, unsent before).
+      const headers = { ...REQUEST_HEADERS, ...identity?.headers(row) }
+      const credentials = credentialsFor(row)
+      if (credentials) {
+        for (const [name, value] of (await credentials.take(1))[0] ?? []) headers[name] = value
+        credentials.spent(1)
+      }
+      const problems: string[] = []
+      try {
+        // A throttle row's answer carries RateLimit-Limit: the proof that the throttle ran.
+        const answer: Record<string, string> = rings.has(row) ? { 'RateLimit-Limit': String(THROTTLE_LIMIT) } : {}
+        if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row, b), headers, transformed, answer)))
+        if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
+        if (identity && IDENTITY[row]) problems.push(...(await probeRefusal(url(row), headers, identity.credentialHeaders(row))))
+      } catch (err) {
+        throw new Error(`${row} probe: ${err instanceof Error ? err.message : String(err)}`)
+      }
+      for (const p of problems) console.error(`WARNING ${row} probe: ${p}`)
+    }
 
   const runs = new Map<Row, LoadResult[]>(targets.map((row) => [row, []]))
   const peaks = new Map<Row, number>()
@@ -288,14 +305,14 @@ async function main(): Promise<number> {
     // Round-robin, so slow drifts of a shared machine spread over all rows.
     for (const row of targets) {
       const load1 = () =>
-        measure(url(row), load, {
+        measure(url(row, i), load, {
           headers: identity?.headers(row) ?? {},
           credentials: credentialsFor(row),
           peakRps: peaks.get(row),
           guessRps: peaks.get('gateway-plain') ?? GUESS_RPS,
         })
       // With tracing rows, the gateway's CPU time per request too: throughput on a shared machine drifts.
-      const pid = gateways.find(([, g]) => g.url === bases.get(row))?.[1].child.pid
+      const pid = gateways.find(([, g]) => g.url === baseOf(row, i))?.[1].child.pid
       const m = await cpu.around(row, pid, () => redisCpu.around(row, redis?.pid, load1))
       runs.get(row)?.push(m.result)
       peaks.set(row, m.peakRps)
@@ -306,7 +323,7 @@ async function main(): Promise<number> {
   const pacedRows = opts.paceMs > 0 && load.wrk ? targets.filter((row) => PACED_ROWS.includes(row)) : []
   if (opts.paceMs > 0 && !load.wrk && targets.some((row) => PACED_ROWS.includes(row))) notes.push('paced runs: they need wrk; skipped')
   const pacedRuns = new Map<Row, LoadResult[]>(pacedRows.map((row) => [row, []]))
-  for (let i = 0; i < opts.repeat; i++) for (const row of pacedRows) pacedRuns.get(row)?.push(await paced(url(row), load, opts.paceMs))
+  for (let i = 0; i < opts.repeat; i++) for (const row of pacedRows) pacedRuns.get(row)?.push(await paced(url(row, i), load, opts.paceMs))
   if (tracing) notes.push(...(await tracing.notes(cpu)))
   notes.push(...sinkNotes(cpu))
   notes.push(...throttleNotes(cpu, redisCpu))
