@@ -100,10 +100,16 @@ interface Shape {
   rules: RuleShape[]
   tier: string | null
   policy: string // RateLimit-Policy
+  // Sliding windows only (no calendar rule, whose end moves): a request's rules by its key
+  // values, made once per value and shared by its requests (the stores only read them).
+  byValue: Map<string, readonly LimitRule[]> | null
 }
 
+// Key values kept per shape: past this many the map starts afresh.
+const MAX_CACHED_VALUES = 4096
+
 interface Applied {
-  rules: LimitRule[]
+  rules: readonly LimitRule[]
   shape: Shape
 }
 
@@ -168,18 +174,23 @@ export class LimitGroup {
     })
     // RateLimit-Policy is the same for every request of the tier.
     const policy = rules.map((r, i) => `"${r.name}";q=${r.limit};w=${windows[i]}`).join(', ')
-    shape = { rules, tier: rules.some((r) => this.specs[r.spec]!.rate === 'tier') ? tier : null, policy }
+    const tiered = rules.some((r) => this.specs[r.spec]!.rate === 'tier') ? tier : null
+    shape = { rules, tier: tiered, policy, byValue: rules.every((r) => r.calendar === null) ? new Map() : null }
     this.shapes.set(tier, shape)
     return shape
   }
 
-  // The hash of the request's key value for `spec`: no separator, hash-tag brace or length
-  // from a header or claim reaches a counter key.
-  private valueHash(spec: LimitSpec, ctx: RequestContext): string {
+  // The request's key value for `spec`: each part ended by a NUL. A part that holds a NUL
+  // itself (a claim can) is written as `~` and its JSON, which has none: the parts of a value
+  // never run into each other, and no other part starts with `~`.
+  private value(spec: LimitSpec, ctx: RequestContext): string {
     const parts = spec.key
     let v = ''
-    for (let i = 0; i < parts.length; i++) v += `${partValue(ctx, parts[i]!)}\u0000`
-    return hashOf(v)
+    for (let i = 0; i < parts.length; i++) {
+      const p = partValue(ctx, parts[i]!)
+      v += p.includes('\u0000') ? `~${JSON.stringify(p)}\u0000` : `${p}\u0000`
+    }
+    return v
   }
 
   private rulesFor(ctx: RequestContext, now: number): Applied {
@@ -190,6 +201,31 @@ export class LimitGroup {
       if (tier !== null && typeof this.tiers.get(tier) !== 'object') tier = null
     }
     const shape = this.shapeOf(tier)
+    const cache = shape.byValue
+    if (cache === null) return { rules: this.makeRules(shape, ctx, now), shape }
+    // The values of every spec the shape's rules use, in rule order (a spec's rules are
+    // adjacent). Each spec has a known number of parts, each ended by its only NUL: one string
+    // of them names one set of values.
+    let values = ''
+    let spec = -1
+    for (let i = 0; i < shape.rules.length; i++) {
+      const r = shape.rules[i]!
+      if (r.spec === spec) continue
+      spec = r.spec
+      values += this.value(this.specs[spec]!, ctx)
+    }
+    let rules = cache.get(values)
+    if (rules === undefined) {
+      rules = this.makeRules(shape, ctx, now)
+      if (cache.size >= MAX_CACHED_VALUES) cache.clear()
+      cache.set(values, rules)
+    }
+    return { rules, shape }
+  }
+
+  // A request's rules: each counter key ends with the hash of the key value, so no separator,
+  // hash-tag brace or length from a header or claim reaches a counter key.
+  private makeRules(shape: Shape, ctx: RequestContext, now: number): LimitRule[] {
     const rules: LimitRule[] = []
     let hashSpec = -1
     let hash = ''
@@ -197,7 +233,7 @@ export class LimitGroup {
       const r = shape.rules[i]!
       if (r.spec !== hashSpec) {
         hashSpec = r.spec
-        hash = this.valueHash(this.specs[r.spec]!, ctx)
+        hash = hashOf(this.value(this.specs[r.spec]!, ctx))
       }
       rules.push(
         r.calendar === null
@@ -205,7 +241,7 @@ export class LimitGroup {
           : { kind: 'calendar', key: r.head + hash, limit: r.limit, resetAt: calendarEnd(now, r.calendar) },
       )
     }
-    return { rules, shape }
+    return rules
   }
 
   private failurePolicy(): FailurePolicy {

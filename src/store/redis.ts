@@ -16,7 +16,7 @@ import { redisSessions } from './sessions-redis.ts'
 import { redisAnswerCache } from './cache-redis.ts'
 import { redisKeyValues } from './kv-redis.ts'
 import { parseRedisUrl, type HostPort, type RedisTarget } from './redis-url.ts'
-import { StoreUnavailable, type AppChange, type AppRecords, type LimitDecision, type Store } from './store.ts'
+import { StoreUnavailable, type AppChange, type AppRecords, type LimitDecision, type LimitRule, type Store } from './store.ts'
 import { failure, warn } from '../log/events.ts'
 
 export const STORE_TIMEOUT_MS = 500
@@ -223,6 +223,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
   // tag on a Cluster, whose keys must share a slot): the client's cost per call, not per
   // decision. Each decision is still decided on its own, atomically (see HIT_SCRIPT).
   const pending = new Map<string, PendingHit[]>()
+  const argsOf = new WeakMap<readonly LimitRule[], { keys: string[]; list: string }>()
   let flushing = false
   const byTag = target.mode === 'cluster'
   function queueHit(h: PendingHit): void {
@@ -294,12 +295,15 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
     hit(rules): Promise<LimitDecision> {
       if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
-      let part: { keys: string[]; list: string }
-      try {
-        part = hitArgs(rules, prefix)
-      } catch (err) {
-        return Promise.reject(err)
-      }
+      // A route's rules for one key value are one array, shared by its requests (limits.ts):
+      // their script arguments are made once.
+      let part = argsOf.get(rules)
+      if (part === undefined)
+        try {
+          argsOf.set(rules, (part = hitArgs(rules, prefix)))
+        } catch (err) {
+          return Promise.reject(err)
+        }
       return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list: part.list, resolve, reject }))
     },
     async close() {

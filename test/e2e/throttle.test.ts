@@ -131,6 +131,11 @@ match GET /claim {
   throttle 1/min per jwt.tenant
   proxy up
 }
+match GET /claims {
+  require jwt issuer "${ISS}" audience "api" jwks ${idp.url}/jwks
+  throttle 1/min per jwt.tenant+jwt.team
+  proxy up
+}
 match GET /tiered {
   require key
   throttle tier per app
@@ -296,6 +301,26 @@ describe('counters are never shared', () => {
     const send = (t: string) => gw.fetch('/claim', { headers: { authorization: `Bearer ${t}` } }).then((r) => r.text().then(() => r.status))
     expect(await Promise.all(tokens.map(send))).toEqual(claims.map(() => 200))
     expect(await Promise.all(tokens.map(send))).toEqual(claims.map(() => 429))
+  })
+
+  // Parts of a key are joined with NULs; a claim may hold NULs of its own. These pairs would
+  // read the same if the parts were simply joined: each is its own counter.
+  test('jwt.A+jwt.B: claims holding NULs cannot pass for another pair of values', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const token = (tenant: string, team: string) =>
+      new SignJWT({ iss: ISS, aud: 'api', sub: 'user-1', iat: now, exp: now + 300, tenant, team })
+        .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' })
+        .sign(rsa.privateKey)
+    const pairs: [string, string][] = [
+      ['x\u0000s:y', 'z'],
+      ['x', 'y\u0000s:z'],
+      ['x\u0000s:y\u0000s:z', ''],
+      ['~"s:x"', 'y'],
+    ]
+    const tokens = await Promise.all(pairs.map(([a, b]) => token(a, b)))
+    const send = (t: string) => gw.fetch('/claims', { headers: { authorization: `Bearer ${t}` } }).then((r) => r.text().then(() => r.status))
+    expect(await Promise.all(tokens.map(send))).toEqual(pairs.map(() => 200))
+    expect(await Promise.all(tokens.map(send))).toEqual(pairs.map(() => 429))
   })
 })
 
