@@ -15,6 +15,7 @@ export const ROWS = [
   'gateway-jwt-es256-cached',
   'gateway-jwt-es256',
   'gateway-hmac',
+  'gateway-plain-clients',
   'gateway-throttle',
   'gateway-throttle-redis',
   'gateway-sink-off',

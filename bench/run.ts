@@ -24,6 +24,7 @@ import {
   THROTTLE_ROWS,
   throttleAvailable,
   throttleNotes,
+  throttleRatios,
   throttlePolicy,
 } from './throttle.ts'
 import { sinkNotes, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
@@ -53,6 +54,7 @@ const PATHS: Record<Row, [string, boolean]> = {
   'gateway-jwt-es256-cached': [`/jwt-es256${ORDER}`, false],
   'gateway-jwt-es256': [`/jwt-es256${ORDER}`, false],
   'gateway-hmac': [`/hmac${ORDER}`, false],
+  'gateway-plain-clients': [`/plain${ORDER}`, false],
   'gateway-throttle': [`${THROTTLE_ROUTE}${ORDER}`, false],
   'gateway-throttle-redis': [`${THROTTLE_ROUTE}${ORDER}`, false],
   'gateway-sink-off': [`/plain${ORDER}`, false],
@@ -157,7 +159,9 @@ async function main(): Promise<number> {
           : true,
   )
   const identity: IdentityBench | null = methods.size ? await prepareIdentity(methods) : null
-  const rings = new Map<Row, ClientRing>([...throttles].map((row) => [row, new ClientRing(randomBytes(4).toString('hex'))]))
+  // The throttle rows, and gateway-plain-clients (their requests on the plain route), cycle X-Client.
+  const ringRows = [...throttles, ...rowsToRun.filter((row) => row === 'gateway-plain-clients')]
+  const rings = new Map<Row, ClientRing>(ringRows.map((row) => [row, new ClientRing(randomBytes(4).toString('hex'))]))
   const credentialsFor = (row: Row): Credentials | undefined => rings.get(row) ?? identity?.credentials(row, url(row))
   console.log(machineLine())
   console.log(pin.describe(opts.rows.includes('gateway-workers') ? opts.workers : 1))
@@ -175,7 +179,7 @@ async function main(): Promise<number> {
   const cpuRows = new Set<Row>([
     ...(tracing ? TRACING_CPU_ROWS : []),
     ...SINK_ROWS,
-    ...(throttles.size ? ['gateway-plain' as Row, ...throttles] : []),
+    ...(throttles.size ? ['gateway-plain' as Row, 'gateway-plain-clients' as Row, ...throttles] : []),
   ])
   const warmShare = (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration)
   const cpu = new CpuTally(cpuRows, warmShare)
@@ -206,7 +210,7 @@ async function main(): Promise<number> {
       addBase(row, `http://127.0.0.1:${port}`)
     } else if (row === 'bare-fetch' || row === 'bare-socket' || row === 'bare-raw') {
       addBase(row, await startScript(row, [`bench/${row}-proxy.ts`, '--upstream', upstream], pin.proxy(), readyMs))
-    } else if (row === 'gateway-plain' || row === 'gateway' || row === 'gateway-throttle' || IDENTITY[row]) {
+    } else if (row === 'gateway-plain' || row === 'gateway-plain-clients' || row === 'gateway' || row === 'gateway-throttle' || IDENTITY[row]) {
       // One gateway (per --procs) answers all these rows, each on its own route.
       for (const suffix of IDENTITY[row] ? procs.slice(0, 1) : procs) {
         const name = `gateway${suffix}`
@@ -288,7 +292,7 @@ async function main(): Promise<number> {
       const problems: string[] = []
       try {
         // A throttle row's answer carries RateLimit-Limit: the proof that the throttle ran.
-        const answer: Record<string, string> = rings.has(row) ? { 'RateLimit-Limit': String(THROTTLE_LIMIT) } : {}
+        const answer: Record<string, string> = THROTTLE_ROWS.includes(row) ? { 'RateLimit-Limit': String(THROTTLE_LIMIT) } : {}
         if (row !== 'direct') problems.push(...(await probe(`${upstream}${ORDER}`, url(row, b), headers, transformed, answer)))
         if (transformed) problems.push(...(await probe(`${upstream}/items/7`, `${base}/svc${EXTRA_ROUTES - 1}/items/7`, REQUEST_HEADERS, false)))
         if (identity && IDENTITY[row]) problems.push(...(await probeRefusal(url(row), headers, identity.credentialHeaders(row))))
@@ -334,6 +338,7 @@ async function main(): Promise<number> {
   }
 
   const rows: [string, LoadResult][] = targets.map((row) => [row, combine(runs.get(row) ?? [])])
+  notes.push(...throttleRatios(rows))
   console.log(`\n${table(rows)}\n`)
   if (pacedRows.length > 0) {
     const pacedResults: [string, LoadResult][] = pacedRows.map((row) => [row, combine(pacedRuns.get(row) ?? [])])

@@ -10,6 +10,7 @@ import type { CpuTally } from './cpu.ts'
 import type { Credentials } from './generator.ts'
 import type { HeaderLine } from './header-file.ts'
 import type { Row } from './options.ts'
+import type { LoadResult } from './stats.ts'
 
 export const THROTTLE_ROWS: readonly Row[] = ['gateway-throttle', 'gateway-throttle-redis']
 export const THROTTLE_ROUTE = '/throttle'
@@ -21,20 +22,49 @@ export const CLIENTS = 1000
 const SCAN_COUNT = 1000
 const MAX_SCAN_PAGES = 10_000
 
+// What a throttle row is measured against: gateway-plain-clients (the same requests, X-Client
+// and all, sent by the same wrk script to the plain route) when it ran, else gateway-plain.
+function baseline<T>(get: (row: Row) => T | null | undefined): [Row, T] | null {
+  for (const row of ['gateway-plain-clients', 'gateway-plain'] as const) {
+    const v = get(row)
+    if (v !== null && v !== undefined) return [row, v]
+  }
+  return null
+}
+
 /**
- * The gateway's CPU per request on the throttle rows beside gateway-plain's: their req/s also
+ * The gateway's CPU per request on the throttle rows beside the baseline's: their req/s also
  * depends on the load side's core, which Redis shares with the load generator and the upstream.
  */
 export function throttleNotes(cpu: CpuTally, redisCpu: CpuTally): string[] {
-  const plain = cpu.perRequest('gateway-plain')
-  if (plain === null) return []
+  const base = baseline((row) => cpu.perRequest(row))
+  if (base === null) return []
+  const [baseRow, plain] = base
   const parts = THROTTLE_ROWS.flatMap((row) => {
     const c = cpu.perRequest(row)
     return c === null ? [] : [`${row} ${c.toFixed(1)} µs (${c >= plain ? '+' : ''}${(((c - plain) / plain) * 100).toFixed(1)}%)`]
   })
   const redis = redisCpu.perRequest('gateway-throttle-redis')
   const own = redis === null ? '' : `; the bench's Redis ${redis.toFixed(1)} µs per request of gateway-throttle-redis`
-  return parts.length ? [`throttle rows: gateway CPU per request gateway-plain ${plain.toFixed(1)} µs, ${parts.join(', ')}${own}`] : []
+  return parts.length ? [`throttle rows: gateway CPU per request ${baseRow} ${plain.toFixed(1)} µs, ${parts.join(', ')}${own}`] : []
+}
+
+/**
+ * The throttle rows' req/s against gateway-plain-clients: what throttling costs the same
+ * requests. (gateway-plain's requests carry no X-Client and come from wrk without a script:
+ * against it, a throttle row also pays for the header and for the script's load-side cost.)
+ */
+export function throttleRatios(rows: readonly [string, LoadResult][]): string[] {
+  const rps = (row: string) => rows.find(([name]) => name === row)?.[1].rps
+  const base = rps('gateway-plain-clients')
+  if (base === undefined) return []
+  const parts = THROTTLE_ROWS.flatMap((row) => {
+    const r = rps(row)
+    return r === undefined ? [] : [`${row} ${(r / base).toFixed(2)}x`]
+  })
+  const plain = rps('gateway-plain')
+  const self = plain === undefined ? '' : ` (gateway-plain-clients itself: ${(base / plain).toFixed(2)}x gateway-plain)`
+  return parts.length ? [`throttle rows, req/s vs gateway-plain-clients (the same requests on the plain route): ${parts.join(', ')}${self}`] : []
 }
 
 export function throttlePolicy(): string {
