@@ -13,20 +13,35 @@ const NO_ATTRIBUTES: Attributes = Object.freeze({})
 // takes a trace id and a span id, and a Buffer formatted per id (the SDK's RandomIdGenerator)
 // cost about a microsecond a request. Ids are lowercase hex and never all zeros (W3C).
 const POOL_BYTES = 16 * 1024
-const ZEROS = '0'.repeat(32)
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 export class IdPool {
   private hex = ''
-  private at = 0
+  private words = new Uint32Array(0)
+  private at = 0 // in hex characters: 8 to a 32-bit word
+  // Of the last trace id taken: the XOR of its four 32-bit words read big-endian (see idWords),
+  // from the random bytes themselves rather than parsed back from its hex.
+  lastWords = 0
 
   take(chars: 32 | 16): string {
     for (;;) {
       if (this.at + chars > this.hex.length) {
-        this.hex = Buffer.from(crypto.getRandomValues(new Uint8Array(POOL_BYTES))).toString('hex')
+        const bytes = crypto.getRandomValues(new Uint8Array(POOL_BYTES))
+        this.hex = Buffer.from(bytes.buffer).toString('hex')
+        this.words = new Uint32Array(bytes.buffer)
         this.at = 0
       }
-      const id = this.hex.slice(this.at, this.at + chars)
+      const first = this.at >>> 3
       this.at += chars
-      if (id !== ZEROS.slice(0, chars)) return id
+      let x = 0
+      let any = 0
+      for (let i = first; i < first + (chars >>> 3); i++) {
+        const w = this.words[i]!
+        x ^= w
+        any |= w
+      }
+      if (any === 0) continue
+      if (chars === 32) this.lastWords = (LITTLE_ENDIAN ? ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24) : x) >>> 0
+      return this.hex.slice(this.at - chars, this.at)
     }
   }
 }
@@ -69,7 +84,7 @@ export class Decider implements Sampler, IdGenerator {
   constructor(
     private readonly sampler: Sampler,
     rootRatio: number | null = null,
-    private readonly ids: Pick<IdPool, 'take'> = new IdPool(),
+    private readonly ids: Pick<IdPool, 'take'> & { readonly lastWords?: number } = new IdPool(),
   ) {
     this.rootBound = rootRatio === null ? null : ratioBound(rootRatio)
   }
@@ -79,7 +94,7 @@ export class Decider implements Sampler, IdGenerator {
   decide(parent: Context, parentTraceId: string | undefined, name: string): { traceId: string; result: SamplingResult } {
     if (parentTraceId === undefined && this.rootBound !== null) {
       const traceId = this.ids.take(32)
-      return { traceId, result: idWords(traceId) < this.rootBound ? RECORDED : NOT_RECORDED }
+      return { traceId, result: (this.ids.lastWords ?? idWords(traceId)) < this.rootBound ? RECORDED : NOT_RECORDED }
     }
     const traceId = parentTraceId ?? this.ids.take(32)
     return { traceId, result: this.sampler.shouldSample(parent, traceId, name, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS) }

@@ -111,6 +111,8 @@ test('ids from the pool: lowercase hex of the asked length, never all zeros, all
     expect(traceId).not.toBe('0'.repeat(32))
     expect(spanId).not.toBe('0'.repeat(16))
     seen.add(traceId).add(spanId)
+    // The words the pool reads off the random bytes are those of the hex it hands out.
+    expect(pool.lastWords).toBe(idWords(traceId))
   }
   expect(seen.size).toBe(6000)
 })
