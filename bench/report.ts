@@ -1,5 +1,5 @@
 import { cpus } from 'node:os'
-import type { LoadResult } from './stats.ts'
+import { median, type LoadResult } from './stats.ts'
 
 export const ms = (n: number) => n.toFixed(2)
 export const signed = (n: number) => `${n >= 0 ? '+' : ''}${ms(n)}`
@@ -50,4 +50,23 @@ export function formatTable(head: string[], body: string[][]): string {
 
 export function errorRate(r: LoadResult): number {
   return r.requests === 0 ? 1 : r.errors / r.requests
+}
+
+/**
+ * Each row's req/s against its baseline's run of the same round (the rows of a round run one
+ * after the other, so a machine's slow drifts cancel out of the pair): the median of the
+ * per-round ratios, and their range. Pairs with a row that did not run are left out.
+ */
+export function pairedRatios(runs: ReadonlyMap<string, readonly LoadResult[]>, pairs: readonly [string, string][]): string | null {
+  const parts = pairs.flatMap(([row, base]) => {
+    const a = runs.get(row) ?? []
+    const b = runs.get(base) ?? []
+    const n = Math.min(a.length, b.length)
+    if (n === 0) return []
+    const ratios = Array.from({ length: n }, (_, i) => a[i]!.rps / b[i]!.rps)
+    return [`${row}/${base} ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`]
+  })
+  if (parts.length === 0) return null
+  const rounds = Math.max(...pairs.map(([row]) => runs.get(row)?.length ?? 0))
+  return `req/s paired by round (median of ${rounds} rounds, range): ${parts.join(', ')}`
 }

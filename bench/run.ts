@@ -11,7 +11,7 @@ import { benchRedis } from './redis-server.ts'
 import { choosePinning } from './pinning.ts'
 import { EXTRA_ROUTES, writeBenchPolicies } from './policy.ts'
 import { probe, probeRefusal } from './probe.ts'
-import { errorRate, machineLine, table } from './report.ts'
+import { errorRate, machineLine, pairedRatios, table } from './report.ts'
 import { combine, seconds, type LoadResult } from './stats.ts'
 import { startGateway, startScript, stopGateway, type Gateway } from './targets.ts'
 import {
@@ -339,6 +339,15 @@ async function main(): Promise<number> {
 
   const rows: [string, LoadResult][] = targets.map((row) => [row, combine(runs.get(row) ?? [])])
   notes.push(...throttleRatios(rows))
+  // Rows measured against a baseline, paired round by round.
+  const paired = pairedRatios(runs, [
+    ['gateway-throttle', 'gateway-plain-clients'],
+    ['gateway-throttle-redis', 'gateway-plain-clients'],
+    ['gateway-trace-1', 'gateway-plain'],
+    ['gateway-trace-100', 'gateway-plain'],
+    ['gateway-sink-redis', 'gateway-sink-off'],
+  ])
+  if (paired) notes.push(paired)
   console.log(`\n${table(rows)}\n`)
   if (pacedRows.length > 0) {
     const pacedResults: [string, LoadResult][] = pacedRows.map((row) => [row, combine(pacedRuns.get(row) ?? [])])
