@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import {
   ADMIN_TOKEN,
-  freePort,
+  closedPort,
   policyDir,
   removeDir,
   ROOT,
@@ -99,7 +99,7 @@ const pageErrors: string[] = []
 beforeAll(async () => {
   mkdirSync(OUT, { recursive: true })
   upstream = startUpstream()
-  dir = policyDir({ 'main.policy': POLICY(upstream.url, freePort()) })
+  dir = policyDir({ 'main.policy': POLICY(upstream.url, closedPort()) })
   gw = await startGateway(dir, ['--no-watch'], { FILE_KEY })
   try {
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox', '--disable-dev-shm-usage'] })

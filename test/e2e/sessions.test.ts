@@ -4,7 +4,7 @@
 // single-sign-on, expiry, the checks, and no token or password in any log line.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import {
-  freePort,
+  closedPort,
   policyDir,
   removeDir,
   runCli,
@@ -116,7 +116,7 @@ beforeAll(async () => {
   ;[gw, short, dead] = await Promise.all([
     gateway(verifier.url, 'ttl 1h\n  refresh 14d\n  single-sign-on'),
     gateway(verifier.url, 'ttl 1s\n  refresh 3s'),
-    gateway(`http://127.0.0.1:${freePort()}`, ''),
+    gateway(`http://127.0.0.1:${closedPort()}`, ''),
   ])
 })
 

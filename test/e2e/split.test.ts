@@ -3,7 +3,7 @@
 // another gateway instance), and a side that is down (its own errors until it leaves the
 // rotation, then its share goes to the others; the gateway keeps serving). Real upstreams.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { freePort, policyDir, removeDir, runCli, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { closedPort, policyDir, removeDir, runCli, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem } from '../helpers/http.ts'
 import { BUCKETS, bucketOf } from '../../src/runtime/split.ts'
 
@@ -29,8 +29,8 @@ function named(name: string): Upstream {
 
 const stable = named('stable')
 const canary = named('canary')
-const dead = `http://127.0.0.1:${freePort()}`
-const alsoDead = `http://127.0.0.1:${freePort()}`
+const dead = `http://127.0.0.1:${closedPort(0)}`
+const alsoDead = `http://127.0.0.1:${closedPort(1)}`
 
 const POLICY = `
 upstream stable { target ${stable.url} }

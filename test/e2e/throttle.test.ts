@@ -18,7 +18,7 @@ import {
   startUpstream,
   type RunningGateway,
   type Upstream,
-  freePort,
+  closedPort,
 } from '../helpers/gateway.ts'
 import { raw } from '../helpers/http.ts'
 import {
@@ -196,7 +196,7 @@ beforeAll(async () => {
   })
   const jwk = { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }
   idp = startUpstream(() => Response.json({ keys: [jwk] }))
-  deadPort = await freePort()
+  deadPort = closedPort()
   dir = policyDir({ 'main.policy': policy() })
   gw = await startGateway(dir, ['--trust-proxy', '127.0.0.1/32', '--no-watch'], ENV)
 })

@@ -1,6 +1,6 @@
 // Upstream retries, least-conn balancing and active health checks, against real upstreams.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { closedPort as refusing, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 
 const ups: Upstream[] = []
 let gw: RunningGateway
@@ -23,9 +23,7 @@ function named(name: string, handler?: (req: Request) => Response | Promise<Resp
 }
 
 beforeAll(async () => {
-  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  closedPort = probe.port!
-  probe.stop(true)
+  closedPort = refusing()
   const good = named('good')
   const flaky = named('flaky', () => new Response('busy', { status: 503 }))
   const slow = named('slow', async (req) => {

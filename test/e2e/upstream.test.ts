@@ -1,7 +1,7 @@
 // Upstreams end to end: round robin and weights, timeouts, unreachable targets, and
 // the line between gateway errors and upstream errors.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { closedPort as refusing, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { expectProblem, expectRawProblem, raw } from '../helpers/http.ts'
 
 let named: Upstream[] = []
@@ -29,10 +29,8 @@ beforeAll(async () => {
     if (path === '/fake-404') return new Response('nope', { status: 404, headers: { 'Gateway-Error': 'no_route' } })
     return new Response('?', { status: 400 })
   })
-  // A port that was just open and is closed now: connection refused.
-  const gone = startUpstream()
-  closedPort = gone.port
-  gone.stop()
+  // A port nothing listens on: connection refused.
+  closedPort = refusing()
   const [a, b, c, d] = named as [Upstream, Upstream, Upstream, Upstream]
   dir = policyDir({
     'upstreams.policy': `

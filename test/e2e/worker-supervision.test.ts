@@ -4,7 +4,7 @@
 import { afterAll, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { policyDir, removeDir, runCli, startGateway, freePort } from '../helpers/gateway.ts'
+import { closedPort, policyDir, removeDir, runCli, startGateway, freePort } from '../helpers/gateway.ts'
 
 const dirs: string[] = []
 afterAll(() => {
@@ -46,7 +46,7 @@ test('a worker that cannot start is restarted with exponential backoff', async (
 test('at start-up, workers that cannot serve stop the gateway; the primary ran no health checks', async () => {
   // The port is held without SO_REUSEPORT, so the workers cannot listen on it.
   const holder = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  const down = freePort()
+  const down = closedPort()
   // Checked at once by any process that compiles it: a refused connection, logged within milliseconds.
   const dir = policyDir({
     'main.policy': `upstream down { target http://127.0.0.1:${down}; health GET /h every 1s fails 1 }\nmatch GET /a { proxy down }\n`,

@@ -48,7 +48,16 @@ export function startRecordingUpstream(hits: Echo[]): Upstream {
   })
 }
 
-// A port nothing listens on: the OS gave it, then it was released.
+// A port that refuses connections, for a dead upstream or store: 1, 2, 3 or 4 (`n` picks
+// one, for tests that need several). Not one the OS gave out and took back: with tests running
+// in parallel, the next server started anywhere may be given that port, and the dead target
+// answers. The tests' servers listen on port 0, which the OS takes from the ephemeral range
+// (32768 and up), never from these; nothing on a test machine serves them.
+export function closedPort(n: 0 | 1 | 2 | 3 = 0): number {
+  return 1 + n
+}
+
+// A port free to listen on now: the OS gave it, then it was released.
 export function freePort(): number {
   const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
   const port = probe.port!

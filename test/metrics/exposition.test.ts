@@ -3,7 +3,7 @@
 // histograms with cumulative `le` buckets ending in +Inf = _count, and a _sum. Then the
 // upstream families: target health, tries, failures and retries.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { freePort, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
+import { closedPort, policyDir, removeDir, startGateway, startUpstream, type RunningGateway, type Upstream } from '../helpers/gateway.ts'
 import { until } from '../helpers/poll.ts'
 
 interface Family {
@@ -156,7 +156,7 @@ describe('the parser itself', () => {
 let good: Upstream
 let gw: RunningGateway
 let dir: string
-const downPort = freePort()
+const downPort = closedPort()
 
 beforeAll(async () => {
   good = startUpstream((req) => (new URL(req.url).pathname.endsWith('/flaky') ? new Response('busy', { status: 503 }) : new Response('ok')))

@@ -9,7 +9,7 @@ import { decodeEntry, encodeEntry, entrySize, type CachedAnswer, type CacheEntry
 import { memoryStore } from '../../src/store/memory.ts'
 import { redisStore } from '../../src/store/redis.ts'
 import { StoreUnavailable, type Store } from '../../src/store/store.ts'
-import { freePort } from '../helpers/gateway.ts'
+import { closedPort } from '../helpers/gateway.ts'
 import { untilTruthy } from '../helpers/poll.ts'
 
 const REDIS = 'redis://127.0.0.1:6379'
@@ -166,7 +166,7 @@ describe('redis answer cache', () => {
   })
 
   test('a Redis that is not there: get and put reject with StoreUnavailable at once', async () => {
-    const s = redisStore(`redis://127.0.0.1:${freePort()}`, { prefix: `${PREFIX}down:` })
+    const s = redisStore(`redis://127.0.0.1:${closedPort()}`, { prefix: `${PREFIX}down:` })
     opened.push(s)
     const t0 = performance.now()
     await expect(s.cache.get('k')).rejects.toBeInstanceOf(StoreUnavailable)
