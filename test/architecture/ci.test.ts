@@ -1,6 +1,7 @@
 // .ci/run: the typecheck runs before the tests, a type error fails CI, and the last line
-// stays the tally `N passed, M failed`. Run here on a copy with stand-ins for npm and npx
-// that record their calls, so no install, typecheck or test suite really runs.
+// stays the tally `N passed, M failed`. Run here on a copy with stand-ins for npm, npx,
+// apt-get and chromium that record their calls, so no install, typecheck or test suite
+// really runs.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,6 +21,10 @@ beforeAll(async () => {
     chmodSync(join(base, 'bin', name), 0o755)
   }
   script('npm', 'echo "npm $*" >> "$CI_CALLS"')
+  // The script installs chromium with apt-get when none is found: found here (a stand-in), and
+  // apt-get only records, so a run of this test never installs anything.
+  script('chromium', 'exit 0')
+  script('apt-get', 'echo "apt-get $*" >> "$CI_CALLS"')
   script(
     'npx',
     `echo "npx $*" >> "$CI_CALLS"
@@ -65,6 +70,7 @@ async function ci(env: { FAKE_TSC: 'ok' | 'fail'; FAKE_PASS: number; FAKE_FAIL: 
 test('the typecheck runs before the tests', async () => {
   const r = await ci({ FAKE_TSC: 'ok', FAKE_PASS: 7, FAKE_FAIL: 0 })
   expect(r.calls.filter((c) => c.startsWith('npx'))).toEqual(['npx tsc --noEmit -p .', 'npx bun test --parallel'])
+  expect(r.calls.filter((c) => c.startsWith('apt-get'))).toEqual([])
   expect(r.last).toBe('7 passed, 0 failed')
   expect(r.code).toBe(0)
 })
