@@ -89,16 +89,27 @@ export class Decider implements Sampler, IdGenerator {
     this.rootBound = rootRatio === null ? null : ratioBound(rootRatio)
   }
 
-  // The decision for a request span under `parent`: its trace id (the parent's, or new), and
-  // whether it is recorded.
-  decide(parent: Context, parentTraceId: string | undefined, name: string): { traceId: string; result: SamplingResult } {
-    if (parentTraceId === undefined && this.rootBound !== null) {
-      const traceId = this.ids.take(32)
-      return { traceId, result: (this.ids.lastWords ?? idWords(traceId)) < this.rootBound ? RECORDED : NOT_RECORDED }
-    }
-    const traceId = parentTraceId ?? this.ids.take(32)
-    return { traceId, result: this.sampler.shouldSample(parent, traceId, name, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS) }
+  // True when a new trace (no caller's) is decided here, without the configured sampler: its
+  // decision then needs no span name.
+  get decidesNewTraces(): boolean {
+    return this.rootBound !== null
   }
+
+  // The decision for a request span under `parent`: its trace id (the parent's, or new), and
+  // whether it is recorded. `name` goes to the configured sampler when it is asked. The answer
+  // is one object of this Decider's, filled anew by each call: read it before the next.
+  decide(parent: Context, parentTraceId: string | undefined, name: string): { traceId: string; result: SamplingResult } {
+    const out = this.answer
+    if (parentTraceId === undefined && this.rootBound !== null) {
+      out.traceId = this.ids.take(32)
+      out.result = (this.ids.lastWords ?? idWords(out.traceId)) < this.rootBound ? RECORDED : NOT_RECORDED
+      return out
+    }
+    out.traceId = parentTraceId ?? this.ids.take(32)
+    out.result = this.sampler.shouldSample(parent, out.traceId, name, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS)
+    return out
+  }
+  private readonly answer: { traceId: string; result: SamplingResult } = { traceId: '', result: NOT_RECORDED }
 
   recorded(result: SamplingResult): boolean {
     return result.decision !== SamplingDecision.NOT_RECORD

@@ -210,9 +210,11 @@ function spanName(ctx: RequestContext): string {
 export function requestSpan({ tracer, decider }: Tracers, ctx: RequestContext): RequestTrace {
   const parent = parentOf(ctx.req.headers)
   const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent) // a valid one, or none
-  const name = spanName(ctx)
-  const { traceId, result } = decider.decide(parent, caller?.traceId, name)
+  // A new trace under a ratio sampler is decided without its name: made only for a span.
+  const named = caller === undefined && decider.decidesNewTraces ? null : spanName(ctx)
+  const { traceId, result } = decider.decide(parent, caller?.traceId, named ?? '')
   if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), result.traceState ?? caller?.traceState)
+  const name = named ?? spanName(ctx)
   const span = decider.startWith(caller ? null : traceId, result, () =>
     tracer.startSpan(name, { kind: SpanKind.SERVER, startTime: origin + ctx.start }, parent),
   )
