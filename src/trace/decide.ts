@@ -78,6 +78,8 @@ export class Decider implements Sampler, IdGenerator {
   private presetTraceId: string | null = null
   private presetResult: SamplingResult | null = null
   private readonly rootBound: number | null
+  // What decide() answers (one object, filled anew by each call).
+  private readonly answer: { traceId: string; result: SamplingResult } = { traceId: '', result: NOT_RECORDED }
 
   // `rootRatio`: the ratio when `sampler` is traceidratio or parentbased_traceidratio (their
   // new traces are then decided here), else null. `ids`: where ids come from (tests give theirs).
@@ -109,7 +111,6 @@ export class Decider implements Sampler, IdGenerator {
     out.result = this.sampler.shouldSample(parent, out.traceId, name, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS)
     return out
   }
-  private readonly answer: { traceId: string; result: SamplingResult } = { traceId: '', result: NOT_RECORDED }
 
   recorded(result: SamplingResult): boolean {
     return result.decision !== SamplingDecision.NOT_RECORD
