@@ -36,9 +36,13 @@ export interface LimitOutcome {
 
 const hex = (s: string) => Buffer.from(sha256(s)).toString('hex').slice(0, 32)
 
-// Key values repeat (an app, an address): each is hashed once, a bounded number of them.
+// Key values repeat (an app, an address): each is hashed once, a bounded number of them. A
+// long value (a client can send kilobytes in a header) is hashed every time, never kept:
+// thousands of them would hold megabytes.
+const MAX_KEPT_VALUE = 256
 const hashed = new Map<string, string>()
 function hashOf(v: string): string {
+  if (v.length > MAX_KEPT_VALUE) return hex(v)
   let h = hashed.get(v)
   if (h === undefined) {
     h = hex(v)
@@ -105,7 +109,7 @@ interface Shape {
   byValue: Map<string, readonly LimitRule[]> | null
 }
 
-// Key values kept per shape: past this many the map starts afresh.
+// Key values kept per shape (none longer than MAX_KEPT_VALUE): past this many the map starts afresh.
 const MAX_CACHED_VALUES = 4096
 
 interface Applied {
@@ -214,6 +218,7 @@ export class LimitGroup {
       spec = r.spec
       values += this.value(this.specs[spec]!, ctx)
     }
+    if (values.length > MAX_KEPT_VALUE) return { rules: this.makeRules(shape, ctx, now), shape }
     let rules = cache.get(values)
     if (rules === undefined) {
       rules = this.makeRules(shape, ctx, now)
