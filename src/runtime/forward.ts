@@ -2,7 +2,7 @@
 // route-protected names, plus the forwarding set the gateway vouches for. Nothing else is
 // added (no Accept, User-Agent or Accept-Encoding of the gateway's own).
 import type { CompiledRoute, RequestTrace } from './context.ts'
-import { canonicalName, isHopByHop, isIdentityHeader } from './headers.ts'
+import { canonicalName, MAX_KEPT_NAME, isHopByHop, isIdentityHeader } from './headers.ts'
 
 export interface ForwardFacts {
   readonly trusted: boolean // the peer is a --trust-proxy address
@@ -31,14 +31,15 @@ const REWRITTEN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 const TRUSTED_ONLY = new Set(['forwarded', 'x-forwarded-prefix'])
 
 // Per route: header name (as Headers lists it, lower case) → dropped? Names repeat, so the
-// verdicts are remembered, a bounded number of them.
+// verdicts are remembered, a bounded number of them, and none of a name longer than real
+// ones are (the client picks the names: a thousand of 8 KB would hold megabytes per route).
 function dropped(route: CompiledRoute, name: string): boolean {
   const cache = route.forwardVerdicts
   let d = cache.get(name)
   if (d === undefined) {
     const canonical = canonicalName(name)
     d = isHopByHop(name) || name === 'expect' || REWRITTEN.has(name) || isIdentityHeader(canonical) || route.protectedHeaders.has(canonical)
-    if (cache.size < 1024) cache.set(name, d)
+    if (cache.size < 1024 && name.length <= MAX_KEPT_NAME) cache.set(name, d)
   }
   return d
 }

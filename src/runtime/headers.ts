@@ -18,6 +18,9 @@ export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName)
 }
 
+// The longest header name a cache keeps (clients pick names; real ones are short).
+export const MAX_KEPT_NAME = 64
+
 // `X_Consumer`, `x.consumer` and `X-Consumer` are one header to many upstream frameworks.
 // Header names repeat from request to request: remember a bounded number of them.
 const canonicalCache = new Map<string, string>()
@@ -25,7 +28,7 @@ export function canonicalName(name: string): string {
   let c = canonicalCache.get(name)
   if (c === undefined) {
     c = name.toLowerCase().replace(/[_.]/g, '-')
-    if (canonicalCache.size < 4096) canonicalCache.set(name, c)
+    if (canonicalCache.size < 4096 && name.length <= MAX_KEPT_NAME) canonicalCache.set(name, c)
   }
   return c
 }

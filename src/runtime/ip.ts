@@ -87,9 +87,12 @@ function contains(c: Cidr, ip: { v6: boolean; words: number[] }): boolean {
 export type IpMatcher = (ip: string) => boolean
 
 // Clients repeat: each address is parsed once, whatever number of matchers ask (a bounded
-// memory, emptied when full).
+// memory, emptied when full). Text longer than any address (garbage in X-Forwarded-For) is
+// parsed each time and never kept.
+const MAX_ADDRESS_TEXT = 64
 const parsed = new Map<string, ReturnType<typeof parseIp>>()
 function parseOnce(text: string): ReturnType<typeof parseIp> {
+  if (text.length > MAX_ADDRESS_TEXT) return parseIp(text)
   let ip = parsed.get(text)
   if (ip === undefined) {
     ip = parseIp(text)

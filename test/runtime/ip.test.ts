@@ -98,3 +98,20 @@ match GET /allow { allow ip 10.0.0.0/8; respond 200 text "in" }
     expect(await status('/deny-mapped', '11.1.2.3')).toEqual(['11.1.2.3', 200, null])
   })
 })
+
+// Parsed addresses are remembered; text longer than any address (garbage a trusted proxy passed
+// on in X-Forwarded-For) is not: thousands of kilobyte-long ones must not pile up.
+test('thousands of distinct 8 KB non-addresses: each unreadable, none of their text kept', () => {
+  const allow = ipMatcher([parseCidr('10.0.0.0/8')!])
+  const deny = ipMatcher([parseCidr('10.0.0.0/8')!], true)
+  for (let i = 0; i < 100; i++) allow(`10.0.0.${i}`)
+  Bun.gc(true)
+  const before = process.memoryUsage().heapUsed
+  for (let i = 0; i < 3000; i++) {
+    const garbage = `${'g'.repeat(8 * 1024)}-${i}`
+    expect(allow(garbage)).toBe(false)
+    expect(deny(garbage)).toBe(true)
+  }
+  Bun.gc(true)
+  expect(process.memoryUsage().heapUsed - before).toBeLessThan(4 * 1024 * 1024)
+})
