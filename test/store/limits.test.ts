@@ -438,6 +438,52 @@ function clusterOnly(get: () => Backend): void {
 }
 
 function outage(): void {
+  // On a Redis of its own, so that its command counts are this test's alone. Redis counts the
+  // commands a script runs in INFO commandstats.
+  test('a refused decision writes nothing: no RPUSH, PEXPIRE, INCR or LPOP (times still in their window)', async () => {
+    const server = await startRedis()
+    const s = redisStore(server.url, { prefix: PREFIX })
+    const raw = new Redis(server.url)
+    try {
+      await untilTruthy(
+        () =>
+          s.ping().then(
+            () => true,
+            () => false,
+          ),
+        2_000,
+      )
+      const t = tag()
+      const full = sliding(`${t}:full`, 2, 60_000)
+      const quota = calendar(`${t}:quota`, 1, Date.now() + 60_000)
+      const free = sliding(`${t}:free`, 100, 60_000)
+      expect((await hit(s, [full])).admitted).toBe(true)
+      expect((await hit(s, [full])).admitted).toBe(true)
+      expect((await hit(s, [quota])).admitted).toBe(true)
+      const writes = async () => {
+        const stats = await raw.info('commandstats')
+        return Object.fromEntries(
+          ['rpush', 'pexpire', 'pexpireat', 'incr', 'lpop'].map((c) => [
+            c,
+            Number(new RegExp(`^cmdstat_${c}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0),
+          ]),
+        )
+      }
+      const before = await writes()
+      expect(before.rpush).toBe(2) // the counted requests did write
+      // Refused by the full window, by the used-up quota, and by the full window alongside a
+      // limit with room: none of them counts anywhere.
+      const refused = await Promise.all([hit(s, [full]), hit(s, [quota]), hit(s, [free, full]), hit(s, [quota, free])])
+      expect(refused.map((d) => d.admitted)).toEqual([false, false, false, false])
+      expect(await writes()).toEqual(before)
+      expect(await raw.llen(`${PREFIX}${t}:free`)).toBe(0)
+    } finally {
+      raw.disconnect()
+      await s.close()
+      await server.stop()
+    }
+  }, 20_000)
+
   test('a Redis that stops mid-traffic: hits reject with StoreUnavailable within 1 s, then work again by themselves', async () => {
     const server = await startRedis()
     const s = redisStore(server.url, { prefix: PREFIX })
