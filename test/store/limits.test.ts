@@ -437,6 +437,17 @@ function clusterOnly(get: () => Backend): void {
   })
 }
 
+// Until the store answers its ping (a Redis just started may still be connecting).
+const untilAnswers = (s: Store) =>
+  untilTruthy(
+    () =>
+      s.ping().then(
+        () => true,
+        () => false,
+      ),
+    2_000,
+  )
+
 function outage(): void {
   // On a Redis of its own, so that its command counts are this test's alone. Redis counts the
   // commands a script runs in INFO commandstats.
@@ -445,14 +456,7 @@ function outage(): void {
     const s = redisStore(server.url, { prefix: PREFIX })
     const raw = new Redis(server.url)
     try {
-      await untilTruthy(
-        () =>
-          s.ping().then(
-            () => true,
-            () => false,
-          ),
-        2_000,
-      )
+      await untilAnswers(s)
       const t = tag()
       const full = sliding(`${t}:full`, 2, 60_000)
       const quota = calendar(`${t}:quota`, 1, Date.now() + 60_000)
@@ -489,14 +493,7 @@ function outage(): void {
     const s = redisStore(server.url, { prefix: PREFIX })
     try {
       const rules = [sliding(`${tag()}:s`, 1_000_000, 60_000)]
-      await untilTruthy(
-        () =>
-          s.ping().then(
-            () => true,
-            () => false,
-          ),
-        2_000,
-      )
+      await untilAnswers(s)
       let stopped = 0
       const failures: { at: number; ms: number; err: unknown }[] = []
       let admitted = 0
@@ -540,14 +537,7 @@ function outage(): void {
     const s = redisStore(server.url, { prefix: PREFIX })
     try {
       const rules = [sliding(`${tag()}:s`, 5, 60_000)]
-      await untilTruthy(
-        () =>
-          s.ping().then(
-            () => true,
-            () => false,
-          ),
-        2_000,
-      )
+      await untilAnswers(s)
       expect((await hit(s, rules)).admitted).toBe(true)
       server.freeze()
       const t0 = Date.now()
