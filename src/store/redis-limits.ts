@@ -10,14 +10,16 @@ import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts
 // Decisions, one or many in one call. ARGV[1]: the call's rule lists, each written once
 // however many decisions use it: lists separated by '|', rules by ';', a rule as
 // `kind,limit,w` (kind 's' sliding with w its windowMs, 'c' calendar with w its resetAt in ms
-// since the epoch). Then one argument per decision: the index of its list (from 1); a
-// decision's n keys (n the length of its list) follow the previous decision's in KEYS. (Two
-// arguments per call and one per decision: the gateway's Redis client spends its time per
-// argument.) Each decision is checked and counted on its own, all in one atomic script run:
-// concurrent requests on one connection share a call (see batchArgs) yet each is decided
-// exactly as if alone. Reply, per decision: {admitted 1|0|-1, refusedBy (0-based, -1 when
-// admitted), retryAfterMs, then per rule: the count before this request, resetMs}; admitted
-// -1 means its keys hold something else than counters: nothing of that decision was written.
+// since the epoch). Then, when the call has more than one list, one argument per decision: the
+// index of its list (from 1); with one list, every decision uses it. A decision's n keys (n the
+// length of its list) follow the previous decision's in KEYS. (The gateway's Redis client, and
+// Redis itself, spend their time per argument.) Each decision is checked and counted on its
+// own, all in one atomic script run: concurrent requests on one connection share a call (see
+// batchArgs) yet each is decided exactly as if alone. Reply, per decision, as few numbers as it
+// needs (each number costs the script and both clients): 0 (admitted) or i (refused by its
+// i-th rule, from 1) followed by retryAfterMs, then per rule the count before this request and
+// resetMs; or -1 alone: its keys hold something else than counters, and nothing of that
+// decision was written.
 //
 // A sliding window is a list of admission times, oldest first (RPUSH, and LPOP once they
 // leave the window): a handful of O(1) commands per decision. Every limit is checked before
@@ -25,6 +27,11 @@ import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts
 // their window (a flood of refused requests is reads for Redis, and nothing for its
 // replicas). A key met twice in one decision (two lines of one key and window, say a tier and
 // a cap) is one counter: checked against each limit, counted once.
+//
+// Measured per decision (redis-server 7.0 on the bench VM, timed inside one script run): a
+// number given to redis.call costs about 0.5 µs to turn into text, so the commands take text
+// ('0', and each rule's window as ARGV wrote it); LINDEX 0.5, LLEN 0.4, RPUSH with LPOP 1.3,
+// PEXPIRE 1.0 µs; each reply number 0.3 µs.
 export const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -32,89 +39,114 @@ local t = redis.call('TIME')
 -- its time + w (whole milliseconds could free a slot up to 1 ms early).
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local stamp = string.format('%.3f', now)
-local out = {}
 
+-- Each rule as {kind, limit, w, w as text}.
 local lists = {}
 for list in string.gmatch(ARGV[1], '[^|]+') do
   local rules = {}
   for kind, limit, w in string.gmatch(list, '([sc]),(%d+),(%d+)') do
-    rules[#rules + 1] = {kind, tonumber(limit), tonumber(w)}
+    rules[#rules + 1] = {kind, tonumber(limit), tonumber(w), w}
   end
   lists[#lists + 1] = rules
 end
 
-local function decide(k, rules)
-  local n = #rules
-  local reply = {1, -1, 0}
-  local seen = {}
-  for i = 1, n do
-    local key, kind, limit, w = KEYS[k + i], rules[i][1], rules[i][2], rules[i][3]
-    local c, reset
-    local prior = seen[key]
-    if prior then
-      c, reset = prior[1], prior[2]
-    elseif kind == 's' then
-      -- pcall: a key of another type is this decision's failure, not the whole call's.
-      local head = redis.pcall('LINDEX', key, 0)
-      if type(head) == 'table' and head.err then return {-1, -1, 0} end
-      local cut = now - w
-      while head and tonumber(head) <= cut do
-        redis.call('LPOP', key)
-        head = redis.call('LINDEX', key, 0)
-      end
-      c, reset = 0, w
-      if head then
-        c = redis.call('LLEN', key)
-        reset = tonumber(head) + w - now
-      end
-    else
-      local v = redis.pcall('GET', key)
-      if type(v) == 'table' and v.err then return {-1, -1, 0} end
-      c = 0
-      if v then c = tonumber(v) end
-      if not c then return {-1, -1, 0} end
-      reset = w - now
-    end
-    seen[key] = {c, reset}
-    if c >= limit and reply[2] == -1 then
-      reply[1], reply[2], reply[3] = 0, i - 1, reset
-      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
-      if kind == 's' then
-        reply[3] = w
-        if limit > 0 then reply[3] = math.max(1, tonumber(redis.call('LINDEX', key, c - limit)) + w - now) end
-      end
-    end
-    reply[2 + 2 * i] = c
-    reply[3 + 2 * i] = reset
+-- A sliding key's count once the times that left its window are dropped, and when its oldest
+-- time leaves; nil when the key holds something else (pcall: that is this decision's failure,
+-- not the whole call's).
+local function slide(key, w)
+  local head = redis.pcall('LINDEX', key, '0')
+  if type(head) == 'table' then return nil end
+  local cut = now - w
+  local h = head and tonumber(head)
+  while h and h <= cut do
+    redis.call('LPOP', key)
+    head = redis.call('LINDEX', key, '0')
+    h = head and tonumber(head)
   end
-  if reply[1] ~= 1 then return reply end
-  local counted = {}
-  for i = 1, n do
-    local key, w = KEYS[k + i], rules[i][3]
-    if not counted[key] then
-      counted[key] = true
-      if rules[i][1] == 's' then
-        redis.call('RPUSH', key, stamp)
-        redis.call('PEXPIRE', key, w)
-      elseif w > now then
-        if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, w) end
-      end
-    end
-  end
-  return reply
+  if not h then return 0, w end
+  return redis.call('LLEN', key), h + w - now
 end
 
-local k = 0
-for d = 2, #ARGV do
-  local rules = lists[tonumber(ARGV[d])]
+local out, o = {}, 0
+local counts, resets = {}, {}
+local one = #ARGV == 1
+local k, d = 0, 2
+while k < #KEYS do
+  local rules
+  if one then
+    rules = lists[1]
+  else
+    rules = lists[tonumber(ARGV[d])]
+    d = d + 1
+  end
   local n = #rules
-  local reply = decide(k, rules)
-  out[#out + 1] = reply[1]
-  out[#out + 1] = reply[2]
-  out[#out + 1] = reply[3]
+  local seen = nil
+  if n > 1 then seen = {} end
+  local refusedBy, retry, failed = 0, 0, false
   for i = 1, n do
-    out[#out + 1] = reply[2 + 2 * i] or 0
-    out[#out + 1] = reply[3 + 2 * i] or 0
+    local key, rule = KEYS[k + i], rules[i]
+    local limit, w = rule[2], rule[3]
+    local c, reset
+    local prior = seen and seen[key]
+    if prior then
+      c, reset = prior[1], prior[2]
+    elseif rule[1] == 's' then
+      c, reset = slide(key, w)
+    else
+      local v = redis.pcall('GET', key)
+      if type(v) == 'table' then
+        c = nil
+      elseif v then
+        c = tonumber(v)
+      else
+        c = 0
+      end
+      reset = w - now
+    end
+    if not c then
+      failed = true
+      break
+    end
+    if seen then seen[key] = {c, reset} end
+    if c >= limit and refusedBy == 0 then
+      refusedBy, retry = i, reset
+      -- A slot frees when the oldest of the last \`limit\` admissions leaves the window.
+      if rule[1] == 's' then
+        retry = w
+        if limit > 0 then retry = math.max(1, tonumber(redis.call('LINDEX', key, c - limit)) + w - now) end
+      end
+    end
+    counts[i], resets[i] = c, reset
+  end
+  if failed then
+    o = o + 1
+    out[o] = -1
+  else
+    if refusedBy == 0 then
+      o = o + 1
+      out[o] = 0
+    else
+      out[o + 1], out[o + 2] = refusedBy, retry
+      o = o + 2
+    end
+    for i = 1, n do
+      out[o + 1], out[o + 2] = counts[i], resets[i]
+      o = o + 2
+    end
+    if refusedBy == 0 then
+      for i = 1, n do
+        local key, rule = KEYS[k + i], rules[i]
+        if not seen or seen[key] then
+          if seen then seen[key] = false end
+          if rule[1] == 's' then
+            redis.call('RPUSH', key, stamp)
+            redis.call('PEXPIRE', key, rule[4])
+          elseif rule[3] > now then
+            if redis.call('INCR', key) == 1 then redis.call('PEXPIREAT', key, rule[4]) end
+          end
+        end
+      end
+    end
   end
   k = k + n
 end
@@ -194,31 +226,50 @@ export function batchArgs(batch: readonly PendingHit[]): { numKeys: number; keys
     args.push(String(at))
   }
   args[0] = written
+  // One list (a route's requests, the usual batch): no index per decision.
+  if (lists.size === 1) args.length = 1
   return { numKeys: keys.length, keysAndArgs: keys.concat(args) }
 }
 
 // Hands each decision of `batch` its part of the script's reply (see HIT_SCRIPT), with
-// memory-limits.ts's arithmetic.
+// memory-limits.ts's arithmetic; a reply of another shape rejects them all.
 export function settleBatch(batch: readonly PendingHit[], reply: unknown): void {
-  const expected = batch.reduce((n, h) => n + 3 + 2 * h.rules.length, 0)
-  if (!Array.isArray(reply) || reply.length !== expected || !reply.every((v) => typeof v === 'number')) {
+  const starts = Array.isArray(reply) && reply.every((v) => typeof v === 'number') ? offsets(batch, reply as number[]) : null
+  if (starts === null) {
     const err = new Error('the rate script answered something unexpected')
     for (const h of batch) h.reject(err)
     return
   }
   const r = reply as number[]
+  batch.forEach(({ rules, resolve, reject }, d) => {
+    const at = starts[d]!
+    const status = r[at]!
+    if (status === -1) return reject(new Error('a rate key holds something else than a counter'))
+    const admitted = status === 0
+    const first = admitted ? at + 1 : at + 2
+    resolve({
+      admitted,
+      refusedBy: status - 1,
+      remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[first + 2 * i]! - (admitted ? 1 : 0))),
+      resetMs: rules.map((_, i) => Math.max(0, r[first + 1 + 2 * i]!)),
+      retryAfterMs: admitted ? 0 : Math.max(0, r[at + 1]!),
+    })
+  })
+}
+
+// Where each decision's answer starts in the reply, or null when the reply does not hold
+// exactly one answer per decision.
+function offsets(batch: readonly PendingHit[], r: readonly number[]): number[] | null {
+  const starts: number[] = []
   let at = 0
-  for (const { rules, resolve, reject } of batch) {
-    const admitted = r[at] === 1
-    if (r[at] === -1) reject(new Error('a rate key holds something else than a counter'))
-    else
-      resolve({
-        admitted,
-        refusedBy: r[at + 1]!,
-        remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[at + 3 + 2 * i]! - (admitted ? 1 : 0))),
-        resetMs: rules.map((_, i) => Math.max(0, r[at + 4 + 2 * i]!)),
-        retryAfterMs: Math.max(0, r[at + 2]!),
-      })
-    at += 3 + 2 * rules.length
+  for (const { rules } of batch) {
+    if (at >= r.length) return null
+    starts.push(at)
+    const status = r[at]!
+    if (status === -1) at += 1
+    else if (status === 0) at += 1 + 2 * rules.length
+    else if (Number.isInteger(status) && status >= 1 && status <= rules.length) at += 2 + 2 * rules.length
+    else return null
   }
+  return at === r.length ? starts : null
 }

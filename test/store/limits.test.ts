@@ -10,7 +10,7 @@ import { memoryStore } from '../../src/store/memory.ts'
 import { MemoryLimits } from '../../src/store/memory-limits.ts'
 import { systemNow } from '../../src/runtime/clock.ts'
 import { redisStore } from '../../src/store/redis.ts'
-import { HIT_SCRIPT } from '../../src/store/redis-limits.ts'
+import { batchArgs, HIT_SCRIPT, settleBatch, type PendingHit } from '../../src/store/redis-limits.ts'
 import { StoreUnavailable, type LimitDecision, type LimitRule, type Store } from '../../src/store/store.ts'
 import { startRedis, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.ts'
 import { untilTruthy } from '../helpers/poll.ts'
@@ -80,6 +80,49 @@ function tightestWindow(admissions: { sent: number; received: number }[], limit:
   }
   return tightest
 }
+
+// The script call's arguments and its reply, without a Redis: what the gateway writes and how
+// it reads the answers back (the script itself is exercised against real Redis below).
+describe('the rate script call', () => {
+  const pendingHit = (list: string, n: number, out: (LimitDecision | Error)[]): PendingHit => ({
+    rules: Array.from({ length: n }, (_, i) => sliding(`{a}:${list}:${i}`, 10, 1000)),
+    keys: Array.from({ length: n }, (_, i) => `p:{a}:${list}:${i}`),
+    list,
+    resolve: (d) => out.push(d),
+    reject: (e) => out.push(e as Error),
+  })
+
+  test('one list: no per-decision index; two lists: one index per decision, each list written once', () => {
+    const out: (LimitDecision | Error)[] = []
+    const one = batchArgs([pendingHit('s,10,1000', 1, out), pendingHit('s,10,1000', 1, out)])
+    expect(one).toEqual({ numKeys: 2, keysAndArgs: ['p:{a}:s,10,1000:0', 'p:{a}:s,10,1000:0', 's,10,1000'] })
+    const two = batchArgs([pendingHit('L1', 1, out), pendingHit('L2', 2, out), pendingHit('L1', 1, out)])
+    expect(two.numKeys).toBe(4)
+    expect(two.keysAndArgs.slice(4)).toEqual(['L1|L2', '1', '2', '1'])
+  })
+
+  test('a reply of mixed lengths: admitted, refused (with retry-after) and a key of another type', () => {
+    const out: (LimitDecision | Error)[] = []
+    const batch = [pendingHit('A', 1, out), pendingHit('B', 2, out), pendingHit('A', 1, out), pendingHit('A', 1, out)]
+    // admitted (count 3, reset 900) | refused by rule 2 after 250 ms (counts 1 and 10) | -1 | admitted
+    settleBatch(batch, [0, 3, 900, 2, 250, 1, 800, 10, 250, -1, 0, 0, 1000])
+    expect(out[0]).toEqual({ admitted: true, refusedBy: -1, remaining: [6], resetMs: [900], retryAfterMs: 0 })
+    expect(out[1]).toEqual({ admitted: false, refusedBy: 1, remaining: [9, 0], resetMs: [800, 250], retryAfterMs: 250 })
+    expect(out[2]).toBeInstanceOf(Error)
+    expect((out[2] as Error).message).toContain('something else than a counter')
+    expect(out[3]).toEqual({ admitted: true, refusedBy: -1, remaining: [9], resetMs: [1000], retryAfterMs: 0 })
+  })
+
+  test('a reply of another shape rejects every decision of the call and resolves none', () => {
+    for (const reply of [[0, 3], [0, 3, 900, 0], [3, 1, 1, 1], [0.5, 1, 1], ['0', 1, 1], 'OK', null]) {
+      const out: (LimitDecision | Error)[] = []
+      settleBatch([pendingHit('A', 1, out)], reply)
+      expect(out).toHaveLength(1)
+      expect(out[0]).toBeInstanceOf(Error)
+      expect((out[0] as Error).message).toContain('unexpected')
+    }
+  })
+})
 
 // A slot comes back exactly one window after its admission: not a microsecond sooner.
 test('a 1 s window: the slot returns at t + 1000, not a moment before', () => {
