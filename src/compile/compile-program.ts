@@ -12,6 +12,7 @@ import {
   type Plan,
   type PreflightFn,
   type ResponseFn,
+  type EarlyAnswerFn,
   type Stage,
 } from '../runtime/context.ts'
 import { GatewayError } from '../runtime/gateway-error.ts'
@@ -80,6 +81,7 @@ function compileRoute(
   const state = new Map<string, unknown>()
   const after = new Map<string, AccessFn>()
   const first = new Map<string, ResponseFn>()
+  const early = new Map<string, EarlyAnswerFn>()
   let preflight: PreflightFn | undefined
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
@@ -94,6 +96,7 @@ function compileRoute(
       return state.get(name) as never
     },
     afterAccess: (name, fn) => void after.set(name, fn),
+    onEarlyAnswer: (name, fn) => void early.set(name, fn),
     preflight: (fn) => void (preflight = fn),
     everyAnswer: (name, fn) => void first.set(name, fn),
     secret: (ref) => readSecret(ref, shared.opts.env)!,
@@ -135,6 +138,7 @@ function compileRoute(
     terminal: terminalOf(fns.proxy, stageNames.proxy) ?? unreachable,
     response: [...first.values(), ...fns.response] as Plan['response'],
     log: fns.log as Plan['log'],
+    early: [...early.values()],
     ...(preflight ? { preflight } : {}),
   })
   return Object.freeze({

@@ -101,6 +101,8 @@ function limitsOf(d: Draft): void {
   if (quota) d.error('quota_exceeded', `a quota is used up: ${over}`, headers)
   if ((failure ?? (quota ? 'deny' : 'allow')) === 'deny') d.error('store_unavailable', 'the store cannot decide the rate limits (they fail closed)')
   for (const h of RATE_HEADERS) d.headers.set(h, ref('headers', h))
+  // Answers the access stage gave before the decision carry them too, as the counters stand.
+  for (const p of d.parts) for (const h of RATE_HEADERS) p.headers.set(h, ref('headers', h))
   d.notes.push(`Rate limits: ${over}.`)
 }
 

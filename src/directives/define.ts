@@ -9,7 +9,7 @@ import type { IpMatcher } from '../runtime/ip.ts'
 import type { Store } from '../store/store.ts'
 import type { TierRate } from '../runtime/limits.ts'
 import type { Template } from '../policy/template.ts'
-import type { AccessFn, PreflightFn, ResponseFn, Stage, StageFns } from '../runtime/context.ts'
+import type { AccessFn, EarlyAnswerFn, PreflightFn, ResponseFn, Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
 import type { SinkInput } from '../log/sinks/spec.ts'
 
@@ -75,6 +75,10 @@ export interface CompileContext {
   // A step that runs once after every other access directive of the route (named, so several
   // uses register it once): e.g. the throttles' decision, after the caller is identified.
   afterAccess(name: string, fn: AccessFn): void
+  // A step that runs (once, however many uses register it) when the access or rewrite stage
+  // ends the request with an answer of its own: e.g. the RateLimit fields of a 401 given
+  // before the throttles' decision.
+  onEarlyAnswer(name: string, fn: EarlyAnswerFn): void
   // Answers the route's CORS preflights (OPTIONS with Origin and Access-Control-Request-Method)
   // before its access stage. A preflight goes to the route that serves the method it asks about,
   // so that route's methods need not include OPTIONS.

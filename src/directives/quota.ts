@@ -48,6 +48,9 @@ export default defineDirective<QuotaConfig, 'access'>({
     c.afterAccess('limits', function limits(ctx) {
       return group.decide(ctx)
     })
+    c.onEarlyAnswer('limits', function limitFields(ctx) {
+      return group.peekHeaders(ctx)
+    })
     return null
   },
 })

@@ -46,6 +46,9 @@ export default defineDirective<ThrottleConfig, 'access'>({
     c.afterAccess('limits', function limits(ctx) {
       return group.decide(ctx)
     })
+    c.onEarlyAnswer('limits', function limitFields(ctx) {
+      return group.peekHeaders(ctx)
+    })
     return null
   },
 })

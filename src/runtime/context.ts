@@ -103,6 +103,10 @@ export type TerminalFn = (ctx: RequestContext) => Maybe<Response>
 // A header step of the response stage: edits the answer's headers in place. Header steps run
 // on every answer, gateway errors included.
 export type ResponseFn = (ctx: RequestContext, headers: Headers, status: number) => void
+// A step run when the access or rewrite stage ends the request (a gateway error, or a script's
+// answer), before that answer's headers are set: it may add to ctx.responseHeaders, and may
+// wait (a store read). It never changes the answer.
+export type EarlyAnswerFn = (ctx: RequestContext) => Maybe<void>
 // A route's answer to a CORS preflight, made before its access stage (src/runtime/cors.ts).
 export type PreflightFn = (ctx: RequestContext) => Response | GatewayError
 // A body step of the response stage: takes the answer and returns the one the client gets
@@ -138,6 +142,8 @@ export interface Plan {
   terminal: TerminalFn
   response: ResponseStep[]
   log: LogFn[]
+  // Run when the access or rewrite stage ends the request (see EarlyAnswerFn).
+  early: EarlyAnswerFn[]
   // Set on a route with `cors`: its preflights are answered here, never by the stages.
   preflight?: PreflightFn
 }

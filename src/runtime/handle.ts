@@ -144,6 +144,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer, 
       if (preflight) return await answerPreflight(ctx, observer)
       const plan = ctx.route.plan
       let res: Response
+      let beforeLookups = true // until the access and rewrite stages have passed
       // The stages in STAGES order. The headers the access stage asked for on every answer
       // (Deprecation, RateLimit) come before the response stage, which may change or remove
       // them. Its header steps run on gateway errors too; its body steps only on the
@@ -159,6 +160,7 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer, 
           const e = r instanceof Promise ? await r : r
           if (e) throw e
         }
+        beforeLookups = false
         let found: Response | null = null
         for (const f of plan.lookups) {
           const r = f(ctx)
@@ -187,6 +189,17 @@ export function createHandler(opts: HandlerOptions): (req: Request, peer: Peer, 
           res = e.toResponse(id)
           ctx.gatewayError = e.code
         }
+        // An answer of the access or rewrite stage: the route's early-answer steps add their
+        // headers (the RateLimit fields of a 401 given before the throttles' decision).
+        if (beforeLookups)
+          for (const f of plan.early) {
+            try {
+              const r = f(ctx)
+              if (r instanceof Promise) await r
+            } catch (err2) {
+              internalError(err2, ctx)
+            }
+          }
         if (ctx.responseHeaders) for (const [n, v] of ctx.responseHeaders) res.headers.set(n, v)
         try {
           for (const f of plan.response) if (typeof f === 'function') f(ctx, res.headers, res.status)

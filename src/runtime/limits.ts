@@ -288,24 +288,51 @@ export class LimitGroup {
     return policy === 'allow' ? undefined : new GatewayError('store_unavailable', 'the gateway cannot check its rate limits now')
   }
 
-  private answer(ctx: RequestContext, applied: Applied, d: LimitDecision): GatewayError | undefined {
-    // The tightest limit: the fewest requests left (then the soonest reset) speaks for all.
+  // The early-answer step: a request answered before the decision (a 401 or 403 of an earlier
+  // access line, a script's answer) gets the RateLimit fields of the counters it would have
+  // met, read without counting. None when its keys cannot be read now (the store is down).
+  peekHeaders(ctx: RequestContext): void | Promise<void> {
+    if (ctx.limit !== null) return
+    const now = this.now()
+    const applied = this.rulesFor(ctx, now)
+    if (applied.rules.length === 0) return
+    let pending
+    try {
+      pending = this.store.peek(applied.rules, now)
+    } catch {
+      return
+    }
+    if (!(pending instanceof Promise)) return void this.setHeaders(ctx, applied, pending)
+    return pending.then(
+      (d) => void this.setHeaders(ctx, applied, d),
+      () => {},
+    )
+  }
+
+  // The RateLimit fields of decision `d`; returns the rule that speaks for all: the tightest
+  // (the fewest requests left, then the soonest reset), or the one that refused.
+  private setHeaders(ctx: RequestContext, applied: Applied, d: LimitDecision): RuleShape {
     let t = 0
     for (let i = 1; i < applied.rules.length; i++) {
       if (d.remaining[i]! < d.remaining[t]! || (d.remaining[i] === d.remaining[t] && d.resetMs[i]! < d.resetMs[t]!)) t = i
     }
-    if (!d.admitted) t = d.refusedBy
+    if (!d.admitted && d.refusedBy >= 0) t = d.refusedBy
     const rule = applied.shape.rules[t]!
     const resetS = Math.ceil(d.resetMs[t]! / 1000)
-    const name = rule.name
     const headers: [string, string][] = [
       ['ratelimit-limit', rule.limitText],
       ['ratelimit-remaining', String(d.remaining[t])],
       ['ratelimit-reset', String(resetS)],
       ['ratelimit-policy', applied.shape.policy],
-      ['ratelimit', `"${name}";r=${d.remaining[t]};t=${resetS}`],
+      ['ratelimit', `"${rule.name}";r=${d.remaining[t]};t=${resetS}`],
     ]
     ctx.responseHeaders = ctx.responseHeaders ? [...ctx.responseHeaders, ...headers] : headers
+    return rule
+  }
+
+  private answer(ctx: RequestContext, applied: Applied, d: LimitDecision): GatewayError | undefined {
+    const rule = this.setHeaders(ctx, applied, d)
+    const name = rule.name
     ctx.limit = { result: d.admitted ? 'admitted' : 'refused', tier: applied.shape.tier }
     if (d.admitted) return undefined
     const retry = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)))

@@ -22,7 +22,8 @@ export class MemoryLimits {
   private readonly counters = new Map<string, Counter>()
   private calls = 0
 
-  hit(rules: readonly LimitRule[], now: number): LimitDecision {
+  // count false: a peek (Store.peek), which writes nothing.
+  hit(rules: readonly LimitRule[], now: number, count = true): LimitDecision {
     if (++this.calls % SWEEP_EVERY === 0) this.sweep(now)
     if (rules.length > 1) for (const r of rules) sameWindowPerKey(rules, r)
     // Per rule: what is left before this request, when the oldest counted one leaves, and the
@@ -59,6 +60,10 @@ export class MemoryLimits {
       }
     }
     const admitted = refusedBy === -1
+    if (!count) {
+      for (let i = 0; i < rules.length; i++) if (remaining[i]! < 0) remaining[i] = 0
+      return { admitted, refusedBy, remaining, resetMs, retryAfterMs: Math.max(0, retryAfterMs) }
+    }
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!
       if (admitted) {

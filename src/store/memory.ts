@@ -72,6 +72,7 @@ export function memoryStore(opts: MemoryStoreOptions = {}): Store {
     cache: new MemoryAnswerCache({ ...MEMORY_CACHE_LIMITS, now: clock }),
     kv: new MemoryKeyValues({ ...MEMORY_KV_LIMITS, now: clock }),
     hit: (rules, now) => limits.hit(rules, now),
+    peek: (rules, now) => limits.hit(rules, now, false),
     close: async () => {
       listeners.clear()
     },

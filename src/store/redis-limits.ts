@@ -10,7 +10,8 @@ import { sameWindowPerKey, type LimitDecision, type LimitRule } from './store.ts
 // Decisions, one or many in one call. ARGV[1]: the call's rule lists, each written once
 // however many decisions use it: lists separated by '|', rules by ';', a rule as
 // `kind,limit,w` (kind 's' sliding with w its windowMs, 'c' calendar with w its resetAt in ms
-// since the epoch). Then, when the call has more than one list, one argument per decision: the
+// since the epoch); a list that starts with '?' is a peek's (Store.peek): checked, never counted.
+// Then, when the call has more than one list, one argument per decision: the
 // index of its list (from 1); with one list, every decision uses it. A decision's n keys (n the
 // length of its list) follow the previous decision's in KEYS. (The gateway's Redis client, and
 // Redis itself, spend their time per argument.) Each decision is checked and counted on its
@@ -40,10 +41,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local stamp = string.format('%.3f', now)
 
--- Each rule as {kind, limit, w, w as text}.
+-- Each rule as {kind, limit, w, w as text}; a peek's list has peek = true.
 local lists = {}
 for list in string.gmatch(ARGV[1], '[^|]+') do
-  local rules = {}
+  local rules = {peek = string.byte(list, 1) == 63}
   for kind, limit, w in string.gmatch(list, '([sc]),(%d+),(%d+)') do
     rules[#rules + 1] = {kind, tonumber(limit), tonumber(w), w}
   end
@@ -133,7 +134,7 @@ while k < #KEYS do
       out[o + 1], out[o + 2] = counts[i], resets[i]
       o = o + 2
     end
-    if refusedBy == 0 then
+    if refusedBy == 0 and not rules.peek then
       for i = 1, n do
         local key, rule = KEYS[k + i], rules[i]
         if not seen or seen[key] then
@@ -205,7 +206,8 @@ export function hitArgs(rules: readonly LimitRule[], prefix: string): { keys: st
 export interface PendingHit {
   rules: readonly LimitRule[]
   keys: string[]
-  list: string // its rules as the script's ARGV[1] writes them
+  list: string // its rules as the script's ARGV[1] writes them ('?' first for a peek)
+  peek: boolean
   resolve(d: LimitDecision): void
   reject(err: unknown): void
 }
@@ -241,7 +243,7 @@ export function settleBatch(batch: readonly PendingHit[], reply: unknown): void 
     return
   }
   const r = reply as number[]
-  batch.forEach(({ rules, resolve, reject }, d) => {
+  batch.forEach(({ rules, peek, resolve, reject }, d) => {
     const at = starts[d]!
     const status = r[at]!
     if (status === -1) return reject(new Error('a rate key holds something else than a counter'))
@@ -250,7 +252,7 @@ export function settleBatch(batch: readonly PendingHit[], reply: unknown): void 
     resolve({
       admitted,
       refusedBy: status - 1,
-      remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[first + 2 * i]! - (admitted ? 1 : 0))),
+      remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[first + 2 * i]! - (admitted && !peek ? 1 : 0))),
       resetMs: rules.map((_, i) => Math.max(0, r[first + 1 + 2 * i]!)),
       retryAfterMs: admitted ? 0 : Math.max(0, r[at + 1]!),
     })

@@ -254,6 +254,21 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     )
   }
 
+  // A hit or a peek (see HIT_SCRIPT). A route's rules for one key value are one array, shared
+  // by its requests (limits.ts): their script arguments are made once.
+  function decide(rules: readonly LimitRule[], peek: boolean): Promise<LimitDecision> {
+    if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
+    let part = argsOf.get(rules)
+    if (part === undefined)
+      try {
+        argsOf.set(rules, (part = hitArgs(rules, prefix)))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    const list = peek ? `?${part.list}` : part.list
+    return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list, peek, resolve, reject }))
+  }
+
   const apps: AppRecords = {
     get: (name) => call(async () => parseApp(name, await client.hget(appsKey, name))),
     list: () =>
@@ -293,19 +308,8 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     cache: redisAnswerCache(client, prefix, call),
     kv: redisKeyValues(client, prefix, call),
     // `now` is not used: the script reads the Redis server's clock (see redis-limits.ts).
-    hit(rules): Promise<LimitDecision> {
-      if (rules.length === 0) return Promise.resolve({ admitted: true, refusedBy: -1, remaining: [], resetMs: [], retryAfterMs: 0 })
-      // A route's rules for one key value are one array, shared by its requests (limits.ts):
-      // their script arguments are made once.
-      let part = argsOf.get(rules)
-      if (part === undefined)
-        try {
-          argsOf.set(rules, (part = hitArgs(rules, prefix)))
-        } catch (err) {
-          return Promise.reject(err)
-        }
-      return new Promise<LimitDecision>((resolve, reject) => queueHit({ rules, keys: part.keys, list: part.list, resolve, reject }))
-    },
+    hit: (rules) => decide(rules, false),
+    peek: (rules) => decide(rules, true),
     async close() {
       listeners.clear()
       changes.close()

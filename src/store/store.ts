@@ -73,6 +73,10 @@ export interface Store {
   // store's time; Redis uses its own TIME).
   // The memory store decides at once (no promise); Redis answers with one.
   hit(rules: readonly LimitRule[], now: number): LimitDecision | Promise<LimitDecision>
+  // What `hit` would answer now, counting nothing (times that left their window may be
+  // dropped): `remaining` is what is left, `admitted` whether a request would be. For the
+  // RateLimit fields of an answer given before the decision (a 401 from a `require` line).
+  peek(rules: readonly LimitRule[], now: number): LimitDecision | Promise<LimitDecision>
   // Whether change notifications are flowing now. While they are not, a store app may have
   // been revoked without this instance hearing of it: identity checks refuse store apps.
   readonly live: boolean

@@ -86,6 +86,7 @@ describe('a request', () => {
       terminal: record('proxy', [route.plan.terminal])[0]!,
       response: record('response', route.plan.response as ResponseFn[]),
       log: record('log', [...route.plan.log, () => {}]),
+      early: route.plan.early,
     }
     const recorded: CompiledRoute = { ...route, plan }
     const router = new Router()

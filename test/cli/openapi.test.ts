@@ -167,7 +167,7 @@ match GET /tenant host api.example.com { proxy up }
     expect(responseCodes(doc.paths['/healthz'].get)).toEqual(['200', '413'])
   })
 
-  test('throttles: 429 with Retry-After and RateLimit headers, which every later answer carries too', () => {
+  test('throttles: 429 with Retry-After and RateLimit headers, which every answer carries too', () => {
     const op = doc.paths['/partners/{id}'].get
     expect(responseCodes(op)).toContain('429')
     const r429 = op.responses['429']
@@ -176,8 +176,8 @@ match GET /tenant host api.example.com { proxy up }
     for (const h of ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'RateLimit'])
       expect(r429.headers[h]).toEqual({ $ref: `#/components/headers/${h}` })
     expect(op.responses['200'].headers['RateLimit-Remaining']).toBeDefined()
-    // Refused before the limits are decided: no RateLimit headers on the 401.
-    expect(op.responses['401'].headers['RateLimit-Remaining']).toBeUndefined()
+    // Refused before the limits are decided: the 401 carries them as the counters stand.
+    expect(op.responses['401'].headers['RateLimit-Remaining']).toEqual({ $ref: '#/components/headers/RateLimit-Remaining' })
     // A throttle admits when the store is down: no store_unavailable of its own.
     expect(gatewayCodes(op, '503')).toEqual(['store_unavailable', 'upstream_unavailable'])
   })

@@ -168,6 +168,11 @@ match GET /two {
   throttle 3/min per header X-K
   proxy up
 }
+match GET /early {
+  require key
+  throttle 4/min per ip
+  proxy up
+}
 match GET /boom {
   throttle 10/min per ip
   proxy up
@@ -453,6 +458,40 @@ describe('RateLimit headers on every answer', () => {
     expect(down.status).toBeGreaterThanOrEqual(502)
     expect(down.code).not.toBeNull()
     expect(expectRateHeaders(down, { limit: 10, name: 'throttle', policy: policyLine, maxReset: 60 }).remaining).toBe(9)
+  })
+})
+
+describe('RateLimit headers before the decision', () => {
+  // A 401 from the `require` line ends the request before the throttles' decision: its
+  // fields are the counter's as it stands, read without counting.
+  test('a 401 carries them too, and counts nothing: what is left stays for the admitted', async () => {
+    const ip = '10.9.0.1'
+    const o = { limit: 4, name: 'throttle', policy: '"throttle";q=4;w=60', maxReset: 60 }
+    const first = await answer(() => fromIp(ip, '/early'))
+    expect(first.status).toBe(401)
+    expect(first.code).toBe('unauthenticated')
+    expect(expectRateHeaders(first, o).remaining).toBe(4)
+    for (const left of [3, 2]) {
+      const ok = await answer(() => fromIp(ip, '/early', { 'x-api-key': KEYS.KEY_A }))
+      expect(ok.status).toBe(200)
+      expect(expectRateHeaders(ok, o).remaining).toBe(left)
+    }
+    const again = await volley(5, () => fromIp(ip, '/early'))
+    for (const a of again) {
+      expect(a.status).toBe(401)
+      expect(expectRateHeaders(a, o).remaining).toBe(2)
+    }
+    const admitted = await volley(3, () => fromIp(ip, '/early', { 'x-api-key': KEYS.KEY_A }))
+    expect(statuses(admitted)).toEqual({ 200: 2, 429: 1 })
+    const full = await answer(() => fromIp(ip, '/early'))
+    expect(full.status).toBe(401)
+    expect(expectRateHeaders(full, o).remaining).toBe(0)
+  })
+
+  test('per app, an unidentified caller sees the counter of its address (where it would be counted)', async () => {
+    const a = await answer(() => fromIp('10.9.0.2', '/sep/one'))
+    expect(a.status).toBe(401)
+    expect(expectRateHeaders(a, { limit: 2, name: 'throttle', policy: '"throttle";q=2;w=60', maxReset: 60 }).remaining).toBe(2)
   })
 })
 

@@ -88,6 +88,7 @@ describe('the rate script call', () => {
     rules: Array.from({ length: n }, (_, i) => sliding(`{a}:${list}:${i}`, 10, 1000)),
     keys: Array.from({ length: n }, (_, i) => `p:{a}:${list}:${i}`),
     list,
+    peek: false,
     resolve: (d) => out.push(d),
     reject: (e) => out.push(e as Error),
   })
@@ -180,6 +181,30 @@ describe.each(['memory', 'redis', 'cluster'])('%s store', (kind) => {
     expect(await hit(s, [fullQuota, full])).toMatchObject({ admitted: false, refusedBy: 0 })
     expect(await hit(s, [full, fullQuota])).toMatchObject({ admitted: false, refusedBy: 0 })
     expect(await hit(s, [roomy, quota])).toMatchObject({ admitted: true, remaining: [8, 8] })
+  })
+
+  test('a peek counts nothing: what is left, and whether a request would be admitted', async () => {
+    const s = b.open()
+    const t = tag()
+    const rules = [sliding(`${t}:a`, 3, 60_000), calendar(`${t}:c`, 5, Date.now() + 60_000)]
+    const peek = (rs: LimitRule[]) => Promise.resolve().then(() => s.peek(rs, Date.now()))
+    expect(await peek(rules)).toMatchObject({ admitted: true, refusedBy: -1, remaining: [3, 5], retryAfterMs: 0 })
+    // Peeks in the same turn as hits share their script call on Redis, counted apart.
+    const mixed = await Promise.all([hit(s, rules), peek(rules), hit(s, rules), peek(rules), peek(rules)])
+    expect(mixed.map((d) => d.remaining)).toEqual([
+      [2, 4],
+      [2, 4],
+      [1, 3],
+      [1, 3],
+      [1, 3],
+    ])
+    expect(await hit(s, rules)).toMatchObject({ admitted: true, remaining: [0, 2] })
+    const full = await peek(rules)
+    expect(full).toMatchObject({ admitted: false, refusedBy: 0, remaining: [0, 2] })
+    expect(full.retryAfterMs).toBeGreaterThan(50_000)
+    expect(await hit(s, rules)).toMatchObject({ admitted: false, refusedBy: 0, remaining: [0, 2] })
+    expect((await peek([sliding(`${t}:never`, 2, 1000)])).remaining).toEqual([2])
+    if (b.raw) expect(await b.raw.exists(`${PREFIX}${t}:never`)).toBe(0)
   })
 
   test('an admitted request is counted by all of its limits', async () => {
