@@ -87,6 +87,16 @@ function partValue(ctx: RequestContext, p: KeyPart): string {
   }
 }
 
+// A key part's value as a cache key of its own shape (the request's strings as they are, so
+// nothing is joined on the way): an app's name (names hold no line feed), or a line feed and
+// the address for an unidentified caller; an address; a header's value, or a line feed when it
+// is absent (no header value holds one). One-to-one with partValue for a given part.
+function rawValue(ctx: RequestContext, p: KeyPart): string {
+  if (p.kind === 'header') return ctx.req.headers.get(p.name) ?? '\n'
+  if (p.kind === 'app') return ctx.identity?.app ? ctx.identity.app.name : `\n${ctx.ip}`
+  return p.kind === 'ip' ? ctx.ip : partValue(ctx, p)
+}
+
 // One limit a request meets, less what depends on the request: its counter key up to the
 // hash of the key value, and what the RateLimit headers say of it.
 interface RuleShape {
@@ -107,6 +117,9 @@ interface Shape {
   // Sliding windows only (no calendar rule, whose end moves): a request's rules by its key
   // values, made once per value and shared by its requests (the stores only read them).
   byValue: Map<string, readonly LimitRule[]> | null
+  // When every rule has one spec whose key is one part (app, ip or a header): that part, whose
+  // value as the request holds it is the cache key (no string to join; see rawValue).
+  single: KeyPart | null
 }
 
 // Key values kept per shape (none longer than MAX_KEPT_VALUE): past this many the map starts afresh.
@@ -179,7 +192,10 @@ export class LimitGroup {
     // RateLimit-Policy is the same for every request of the tier.
     const policy = rules.map((r, i) => `"${r.name}";q=${r.limit};w=${windows[i]}`).join(', ')
     const tiered = rules.some((r) => this.specs[r.spec]!.rate === 'tier') ? tier : null
-    shape = { rules, tier: tiered, policy, byValue: rules.every((r) => r.calendar === null) ? new Map() : null }
+    const specs = new Set(rules.map((r) => r.spec))
+    const only = specs.size === 1 ? this.specs[rules[0]!.spec]!.key : []
+    const single = only.length === 1 && (only[0]!.kind === 'app' || only[0]!.kind === 'ip' || only[0]!.kind === 'header') ? only[0]! : null
+    shape = { rules, tier: tiered, policy, byValue: rules.every((r) => r.calendar === null) ? new Map() : null, single }
     this.shapes.set(tier, shape)
     return shape
   }
@@ -209,14 +225,17 @@ export class LimitGroup {
     if (cache === null) return { rules: this.makeRules(shape, ctx, now), shape }
     // The values of every spec the shape's rules use, in rule order (a spec's rules are
     // adjacent). Each spec has a known number of parts, each ended by its only NUL: one string
-    // of them names one set of values.
+    // of them names one set of values. One part alone: its value as the request holds it.
     let values = ''
-    let spec = -1
-    for (let i = 0; i < shape.rules.length; i++) {
-      const r = shape.rules[i]!
-      if (r.spec === spec) continue
-      spec = r.spec
-      values += this.value(this.specs[spec]!, ctx)
+    if (shape.single !== null) values = rawValue(ctx, shape.single)
+    else {
+      let spec = -1
+      for (let i = 0; i < shape.rules.length; i++) {
+        const r = shape.rules[i]!
+        if (r.spec === spec) continue
+        spec = r.spec
+        values += this.value(this.specs[spec]!, ctx)
+      }
     }
     if (values.length > MAX_KEPT_VALUE) return { rules: this.makeRules(shape, ctx, now), shape }
     let rules = cache.get(values)

@@ -156,15 +156,16 @@ return out
 
 const COMMAND = 'portcullisLimitHit'
 
-type RawHit = (numKeys: number, ...keysAndArgs: string[]) => Promise<unknown>
+// The keys and arguments as one array: the client flattens it (no copy of a spread per call).
+type RawHit = (numKeys: number, keysAndArgs: string[]) => Promise<unknown>
 
 // Registers the script on `client` (ioredis sends EVALSHA, and EVAL when a server answers
 // NOSCRIPT: after a restart, a SCRIPT FLUSH or a failover) and returns the call.
 export function defineHit(client: Redis | Cluster): RawHit {
   client.defineCommand(COMMAND, { lua: HIT_SCRIPT })
   const fn = (client as unknown as Record<string, RawHit>)[COMMAND]!.bind(client)
-  return function hitScript(numKeys, ...keysAndArgs) {
-    return fn(numKeys, ...keysAndArgs)
+  return function hitScript(numKeys, keysAndArgs) {
+    return fn(numKeys, keysAndArgs)
   }
 }
 
@@ -214,23 +215,28 @@ export interface PendingHit {
 
 // The script's keys and arguments for `batch`, as EVALSHA takes them after the key count.
 export function batchArgs(batch: readonly PendingHit[]): { numKeys: number; keysAndArgs: string[] } {
-  const keys: string[] = []
-  const args: string[] = ['']
-  const lists = new Map<string, number>()
-  let written = ''
+  const out: string[] = []
+  const first = batch[0]?.list ?? ''
+  let one = true
   for (const h of batch) {
-    for (const k of h.keys) keys.push(k)
-    let at = lists.get(h.list)
-    if (at === undefined) {
-      lists.set(h.list, (at = lists.size + 1))
-      written = written === '' ? h.list : `${written}|${h.list}`
-    }
-    args.push(String(at))
+    for (const k of h.keys) out.push(k)
+    if (h.list !== first) one = false
   }
-  args[0] = written
+  const numKeys = out.length
   // One list (a route's requests, the usual batch): no index per decision.
-  if (lists.size === 1) args.length = 1
-  return { numKeys: keys.length, keysAndArgs: keys.concat(args) }
+  if (one) {
+    out.push(first)
+    return { numKeys, keysAndArgs: out }
+  }
+  const lists = new Map<string, number>()
+  const at: string[] = []
+  for (const h of batch) {
+    let i = lists.get(h.list)
+    if (i === undefined) lists.set(h.list, (i = lists.size + 1))
+    at.push(String(i))
+  }
+  out.push([...lists.keys()].join('|'), ...at)
+  return { numKeys, keysAndArgs: out }
 }
 
 // Hands each decision of `batch` its part of the script's reply (see HIT_SCRIPT), with
@@ -243,20 +249,24 @@ export function settleBatch(batch: readonly PendingHit[], reply: unknown): void 
     return
   }
   const r = reply as number[]
-  batch.forEach(({ rules, peek, resolve, reject }, d) => {
+  for (let d = 0; d < batch.length; d++) {
+    const { rules, peek, resolve, reject } = batch[d]!
     const at = starts[d]!
     const status = r[at]!
-    if (status === -1) return reject(new Error('a rate key holds something else than a counter'))
+    if (status === -1) {
+      reject(new Error('a rate key holds something else than a counter'))
+      continue
+    }
     const admitted = status === 0
-    const first = admitted ? at + 1 : at + 2
-    resolve({
-      admitted,
-      refusedBy: status - 1,
-      remaining: rules.map((rule, i) => Math.max(0, rule.limit - r[first + 2 * i]! - (admitted && !peek ? 1 : 0))),
-      resetMs: rules.map((_, i) => Math.max(0, r[first + 1 + 2 * i]!)),
-      retryAfterMs: admitted ? 0 : Math.max(0, r[at + 1]!),
-    })
-  })
+    const counted = admitted && !peek ? 1 : 0
+    const remaining: number[] = []
+    const resetMs: number[] = []
+    for (let i = 0, j = admitted ? at + 1 : at + 2; i < rules.length; i++, j += 2) {
+      remaining.push(Math.max(0, rules[i]!.limit - r[j]! - counted))
+      resetMs.push(Math.max(0, r[j + 1]!))
+    }
+    resolve({ admitted, refusedBy: status - 1, remaining, resetMs, retryAfterMs: admitted ? 0 : Math.max(0, r[at + 1]!) })
+  }
 }
 
 // Where each decision's answer starts in the reply, or null when the reply does not hold

@@ -246,7 +246,7 @@ export function redisStore(url: string, opts: RedisStoreOptions = {}): Store {
     pending.delete(group)
     if (batch === undefined || batch.length === 0) return
     const { numKeys, keysAndArgs } = batchArgs(batch)
-    call(() => hitScript(numKeys, ...keysAndArgs)).then(
+    call(() => hitScript(numKeys, keysAndArgs)).then(
       (reply) => settleBatch(batch, reply),
       (err: unknown) => {
         for (const h of batch) h.reject(err)
