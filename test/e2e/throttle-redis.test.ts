@@ -59,6 +59,11 @@ match GET /keyed {
   throttle 20/min per app
   proxy up
 }
+match GET /early {
+  require key
+  throttle 4/min per ip
+  proxy up
+}
 match GET /tenant {
   throttle 1/min per header X-Tenant
   proxy up
@@ -245,6 +250,24 @@ describe('two instances on one Redis', () => {
     // The slots came back at about 1 s (all three unless the machine stalls).
     expect(admitted.length).toBeGreaterThanOrEqual(4)
     expect(admitted.length).toBeLessThanOrEqual(6)
+  })
+
+  // A 401 ends the request before the decision: its RateLimit fields are the shared counter
+  // as it stands (read in the script, counted by no one), on either instance.
+  test('a 401 carries the shared counter as it stands, and counts nothing', async () => {
+    const ip = '10.23.0.1'
+    const remainingOf = async (g: RunningGateway, key?: string) => {
+      const r = await answer(() => fromIp(g, ip, '/early', key ? { 'x-api-key': key } : {}))
+      return [r.status, r.headers.get('ratelimit-limit'), r.headers.get('ratelimit-remaining')]
+    }
+    expect(await remainingOf(a)).toEqual([401, '4', '4'])
+    expect(await remainingOf(b, KEYS.KEY_A)).toEqual([200, '4', '3'])
+    expect(await remainingOf(a)).toEqual([401, '4', '3'])
+    const unauthenticated = await volley(6, (i) => fromIp(i % 2 ? a : b, ip, '/early'))
+    expect(unauthenticated.map((x) => [x.status, x.headers.get('ratelimit-remaining')])).toEqual(Array(6).fill([401, '3']))
+    const keyed = await volley(4, (i) => fromIp(i % 2 ? a : b, ip, '/early', { 'x-api-key': KEYS.KEY_B }))
+    expect(statuses(keyed)).toEqual({ 200: 3, 429: 1 })
+    expect(await remainingOf(b)).toEqual([401, '4', '0'])
   })
 
   test('a reload of one instance neither resets nor forks the shared counters', async () => {
