@@ -64,6 +64,8 @@ local function slide(key, w)
     head = redis.call('LINDEX', key, '0')
     h = head and tonumber(head)
   end
+  -- A list of something else than times is not a counter either.
+  if head and not h then return nil end
   if not h then return 0, w end
   return redis.call('LLEN', key), h + w - now
 end

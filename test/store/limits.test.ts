@@ -463,6 +463,17 @@ function redisOnly(kind: string, get: () => Backend): void {
     for (const t of tags) expect(await raw.type(`${PREFIX}${bad(t)}`)).toBe('hash')
   })
 
+  test('a list of something else than times is no counter: the decision fails, the list stays as it was', async () => {
+    const s = get().open()
+    const raw = get().raw!
+    const t = tag()
+    await raw.rpush(`${PREFIX}${t}:odd`, 'not-a-time', 'x')
+    const err = await Promise.resolve(s.hit([sliding(`${t}:odd`, 5, 60_000)], Date.now())).catch((e: Error) => e)
+    expect(err).toBeInstanceOf(Error)
+    expect((err as Error).message).toContain('something else than a counter')
+    expect(await raw.lrange(`${PREFIX}${t}:odd`, 0, -1)).toEqual(['not-a-time', 'x'])
+  })
+
   test('NOSCRIPT: after SCRIPT FLUSH the next decision loads the script again and counts on', async () => {
     const s = get().open()
     const raw = get().raw!
