@@ -18,6 +18,7 @@ export const ROWS = [
   'gateway-plain-clients',
   'gateway-throttle',
   'gateway-throttle-redis',
+  'gateway-plain-clients-redis',
   'gateway-sink-off',
   'gateway-sink-redis',
   'gateway-trace-100',

@@ -57,6 +57,7 @@ const PATHS: Record<Row, [string, boolean]> = {
   'gateway-plain-clients': [`/plain${ORDER}`, false],
   'gateway-throttle': [`${THROTTLE_ROUTE}${ORDER}`, false],
   'gateway-throttle-redis': [`${THROTTLE_ROUTE}${ORDER}`, false],
+  'gateway-plain-clients-redis': [`/plain${ORDER}`, false],
   'gateway-sink-off': [`/plain${ORDER}`, false],
   'gateway-sink-redis': [`${SINK_ROUTE}${ORDER}`, false],
   'gateway-trace-100': [`/plain${ORDER}`, false],
@@ -158,9 +159,17 @@ async function main(): Promise<number> {
           ? sinks.has(row)
           : true,
   )
+  // gateway-plain-clients-redis runs on gateway-throttle-redis's processes: it needs its Redis.
+  if (rowsToRun.includes('gateway-plain-clients-redis')) {
+    const problem = await redisProblem(redisUrl)
+    if (problem) {
+      notes.push(`gateway-plain-clients-redis: no Redis answering on ${redisUrl} (${problem}); row skipped`)
+      rowsToRun.splice(rowsToRun.indexOf('gateway-plain-clients-redis'), 1)
+    }
+  }
   const identity: IdentityBench | null = methods.size ? await prepareIdentity(methods) : null
   // The throttle rows, and gateway-plain-clients (their requests on the plain route), cycle X-Client.
-  const ringRows = [...throttles, ...rowsToRun.filter((row) => row === 'gateway-plain-clients')]
+  const ringRows = [...throttles, ...rowsToRun.filter((row) => row === 'gateway-plain-clients' || row === 'gateway-plain-clients-redis')]
   const rings = new Map<Row, ClientRing>(ringRows.map((row) => [row, new ClientRing(randomBytes(4).toString('hex'))]))
   const credentialsFor = (row: Row): Credentials | undefined => rings.get(row) ?? identity?.credentials(row, url(row))
   console.log(machineLine())
@@ -180,6 +189,7 @@ async function main(): Promise<number> {
     ...(tracing ? TRACING_CPU_ROWS : []),
     ...SINK_ROWS,
     ...(throttles.size ? ['gateway-plain' as Row, 'gateway-plain-clients' as Row, ...throttles] : []),
+    ...rowsToRun.filter((row) => row === 'gateway-plain-clients-redis'),
   ])
   const warmShare = (seconds(opts.warmup) + seconds(opts.duration)) / seconds(opts.duration)
   const cpu = new CpuTally(cpuRows, warmShare)
@@ -217,22 +227,24 @@ async function main(): Promise<number> {
         if (!gateways.some(([n]) => n === name)) gateways.push([name, await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs)])
         addBase(row, gateways.find(([n]) => n === name)?.[1].url ?? '')
       }
-    } else if (row === 'gateway-throttle-redis') {
-      // A second gateway on the same policies, its counters in Redis under a prefix of this run.
-      const prefix = redisPrefix()
-      cleanups.push(async () => {
-        try {
-          notes.push(`${row}: deleted ${await deletePrefix(redisUrl, prefix)} Redis keys under ${prefix}`)
-        } catch (err) {
-          notes.push(`WARNING ${row}: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
+    } else if (row === 'gateway-throttle-redis' || row === 'gateway-plain-clients-redis') {
+      // A second gateway on the same policies, its counters in Redis under a prefix of this run;
+      // both rows on it (per --procs), each on its own route.
+      if (!gateways.some(([n]) => n === `gateway --redis${procs[0]}`)) {
+        const prefix = redisPrefix()
+        cleanups.push(async () => {
+          try {
+            notes.push(`gateway --redis: deleted ${await deletePrefix(redisUrl, prefix)} Redis keys under ${prefix}`)
+          } catch (err) {
+            notes.push(`WARNING gateway --redis: Redis keys under ${prefix} not deleted: ${err instanceof Error ? err.message : String(err)}`)
+          }
+        })
+        for (const suffix of procs) {
+          const name = `gateway --redis${suffix}`
+          gateways.push([name, await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', redisUrl, '--redis-prefix', prefix])])
         }
-      })
-      for (const suffix of procs) {
-        const name = `gateway --redis${suffix}`
-        const gw = await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, ['--redis', redisUrl, '--redis-prefix', prefix])
-        gateways.push([name, gw])
-        addBase(row, gw.url)
       }
+      for (const suffix of procs) addBase(row, gateways.find(([n]) => n === `gateway --redis${suffix}`)?.[1].url ?? '')
     } else if (tracing && TRACING_ROWS.includes(row)) {
       // A gateway of its own per row (tracing is process-wide), on the same policies.
       for (const suffix of procs) {
@@ -343,6 +355,7 @@ async function main(): Promise<number> {
   const paired = pairedRatios(runs, [
     ['gateway-throttle', 'gateway-plain-clients'],
     ['gateway-throttle-redis', 'gateway-plain-clients'],
+    ['gateway-throttle-redis', 'gateway-plain-clients-redis'],
     ['gateway-trace-1', 'gateway-plain'],
     ['gateway-trace-100', 'gateway-plain'],
     ['gateway-sink-redis', 'gateway-sink-off'],

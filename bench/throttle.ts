@@ -46,7 +46,14 @@ export function throttleNotes(cpu: CpuTally, redisCpu: CpuTally): string[] {
   })
   const redis = redisCpu.perRequest('gateway-throttle-redis')
   const own = redis === null ? '' : `; the bench's Redis ${redis.toFixed(1)} µs per request of gateway-throttle-redis`
-  return parts.length ? [`throttle rows: gateway CPU per request ${baseRow} ${plain.toFixed(1)} µs, ${parts.join(', ')}${own}`] : []
+  // The Redis row against the plain route of its own processes.
+  const redisPlain = cpu.perRequest('gateway-plain-clients-redis')
+  const redisThrottle = cpu.perRequest('gateway-throttle-redis')
+  const same =
+    redisPlain === null || redisThrottle === null
+      ? ''
+      : `; on the --redis processes, gateway-plain-clients-redis ${redisPlain.toFixed(1)} µs, gateway-throttle-redis ${(((redisThrottle - redisPlain) / redisPlain) * 100).toFixed(1)}% more`
+  return parts.length ? [`throttle rows: gateway CPU per request ${baseRow} ${plain.toFixed(1)} µs, ${parts.join(', ')}${own}${same}`] : []
 }
 
 /**
@@ -56,15 +63,28 @@ export function throttleNotes(cpu: CpuTally, redisCpu: CpuTally): string[] {
  */
 export function throttleRatios(rows: readonly [string, LoadResult][]): string[] {
   const rps = (row: string) => rows.find(([name]) => name === row)?.[1].rps
+  const out: string[] = []
   const base = rps('gateway-plain-clients')
-  if (base === undefined) return []
-  const parts = THROTTLE_ROWS.flatMap((row) => {
-    const r = rps(row)
-    return r === undefined ? [] : [`${row} ${(r / base).toFixed(2)}x`]
-  })
-  const plain = rps('gateway-plain')
-  const self = plain === undefined ? '' : ` (gateway-plain-clients itself: ${(base / plain).toFixed(2)}x gateway-plain)`
-  return parts.length ? [`throttle rows, req/s vs gateway-plain-clients (the same requests on the plain route): ${parts.join(', ')}${self}`] : []
+  const parts =
+    base === undefined
+      ? []
+      : THROTTLE_ROWS.flatMap((row) => {
+          const r = rps(row)
+          return r === undefined ? [] : [`${row} ${(r / base).toFixed(2)}x`]
+        })
+  if (base !== undefined && parts.length) {
+    const plain = rps('gateway-plain')
+    const self = plain === undefined ? '' : ` (gateway-plain-clients itself: ${(base / plain).toFixed(2)}x gateway-plain)`
+    out.push(`throttle rows, req/s vs gateway-plain-clients (the same requests on the plain route): ${parts.join(', ')}${self}`)
+  }
+  // The Redis row against the plain route of its own processes: no process-to-process spread.
+  const redisPlain = rps('gateway-plain-clients-redis')
+  const redis = rps('gateway-throttle-redis')
+  if (redisPlain !== undefined && redis !== undefined)
+    out.push(
+      `gateway-throttle-redis vs gateway-plain-clients-redis (the same --redis processes, the same requests): ${(redis / redisPlain).toFixed(2)}x`,
+    )
+  return out
 }
 
 export function throttlePolicy(): string {
