@@ -76,6 +76,7 @@ export function idWords(traceId: string): number {
 
 export class Decider implements Sampler, IdGenerator {
   private presetTraceId: string | null = null
+  private presetSpanId: string | null = null
   private presetResult: SamplingResult | null = null
   private readonly rootBound: number | null
   // What decide() answers (one object, filled anew by each call).
@@ -116,14 +117,17 @@ export class Decider implements Sampler, IdGenerator {
     return result.decision !== SamplingDecision.NOT_RECORD
   }
 
-  // Runs `start` (a startSpan call) with this trace id (for a root span) and decision.
-  startWith<T>(traceId: string | null, result: SamplingResult, start: () => T): T {
+  // Runs `start` (a startSpan call) with this trace id (for a root span), span id (null: a new
+  // one) and decision.
+  startWith<T>(traceId: string | null, result: SamplingResult, start: () => T, spanId: string | null = null): T {
     this.presetTraceId = traceId
+    this.presetSpanId = spanId
     this.presetResult = result
     try {
       return start()
     } finally {
       this.presetTraceId = null
+      this.presetSpanId = null
       this.presetResult = null
     }
   }
@@ -147,7 +151,10 @@ export class Decider implements Sampler, IdGenerator {
   }
 
   generateSpanId(): string {
-    return this.ids.take(16)
+    const preset = this.presetSpanId
+    if (preset === null) return this.ids.take(16)
+    this.presetSpanId = null
+    return preset
   }
 
   toString(): string {

@@ -18,7 +18,7 @@ import type { RequestObserver } from '../runtime/handle.ts'
 import { Decider } from './decide.ts'
 import { spanProcessor, type SpanResult } from './export.ts'
 import { describeTracing, type SamplerName, type TracingSettings } from './options.ts'
-import { earlySpan, requestSpan } from './spans.ts'
+import { Burst, earlySpan, requestSpan } from './spans.ts'
 
 export interface Tracing {
   readonly description: string
@@ -66,7 +66,8 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   const decider = new Decider(SAMPLERS[s.sampler](s.ratio), s.sampler.endsWith('traceidratio') ? s.ratio : null)
   const provider = new TracerProvider({ resource, sampler: decider, idGenerator: decider, spanProcessors: [spanProcessor(s, count)] })
   const tracer = provider.getTracer('portcullis', version)
-  const tracers = { tracer, decider }
+  const burst = new Burst(tracer, decider)
+  const tracers = { tracer, decider, burst }
   return {
     description: describeTracing(s),
     observe(inner) {
@@ -82,6 +83,8 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
       }
     },
     async shutdown(ms) {
+      // The spans of requests that ended, made now so the export takes them.
+      burst.flush()
       let timer: ReturnType<typeof setTimeout> | undefined
       await Promise.race([provider.shutdown().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
       clearTimeout(timer)

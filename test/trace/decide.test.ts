@@ -12,14 +12,16 @@ import {
 } from '@opentelemetry/sdk-trace'
 import type { RequestContext } from '../../src/runtime/context.ts'
 import { Decider, IdPool, idWords, ratioBound } from '../../src/trace/decide.ts'
-import { requestSpan } from '../../src/trace/spans.ts'
+import { Burst, requestSpan } from '../../src/trace/spans.ts'
 
 function setup(ratio: number) {
   const exporter = new InMemorySpanExporter()
   // As tracing.ts makes it for parentbased_traceidratio: new traces decided by the Decider.
   const decider = new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }), ratio)
   const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
-  return { exporter, tracers: { tracer: provider.getTracer('test'), decider } }
+  const tracer = provider.getTracer('test')
+  // Recorded spans are made in bursts: the tests flush them before looking.
+  return { exporter, tracers: { tracer, decider, burst: new Burst(tracer, decider) } }
 }
 
 function ctx(headers: Record<string, string> = {}): RequestContext {
@@ -53,6 +55,7 @@ test('new traces: recorded exactly when the ratio sampler says so for the trace 
     attempt.bodyEnded(null)
     const entry: Record<string, string | number | null> = { status: 200, gateway_error: null, app: null }
     t.end(entry)
+    tracers.burst.flush()
     expect(entry.trace_id).toBe(traceId)
     const sampled = m[3] === '01'
     expect(sampled).toBe(ratioSays(0.3, traceId))
@@ -77,6 +80,7 @@ test('a caller decision is followed (parent-based), with its trace id and traces
   const caller = '0af7651916cd43dd8448eb211c80319c'
   const sampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-01`, tracestate: 'v=1' }))
   sampled.end({ status: 200, gateway_error: null, app: null })
+  tracers.burst.flush()
   expect(exporter.getFinishedSpans().map((s) => [s.spanContext().traceId, s.parentSpanContext?.spanId])).toEqual([[caller, 'b7ad6b7169203331']])
 
   const unsampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-00`, tracestate: 'v=1' }))
@@ -85,6 +89,7 @@ test('a caller decision is followed (parent-based), with its trace id and traces
   expect(m[2]).not.toBe('b7ad6b7169203331')
   expect(unsampled.headerLines).toEndWith('tracestate: v=1\r\n')
   unsampled.end({ status: 200, gateway_error: null, app: null })
+  tracers.burst.flush()
   expect(exporter.getFinishedSpans()).toHaveLength(1)
 })
 
