@@ -4,10 +4,10 @@
 import { expect, test } from 'bun:test'
 import { hrTimeToMilliseconds } from '@opentelemetry/core'
 import { AlwaysOnSampler, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
-import type { RequestContext } from '../../src/runtime/context.ts'
 import { Decider } from '../../src/trace/decide.ts'
 import { Burst, requestSpan } from '../../src/trace/spans.ts'
 import { untilTruthy } from '../helpers/poll.ts'
+import { traceContext } from './request-context.ts'
 
 function setup() {
   const exporter = new InMemorySpanExporter()
@@ -17,18 +17,7 @@ function setup() {
   return { exporter, tracers: { tracer, decider, burst: new Burst(tracer, decider) } }
 }
 
-const ctx = (): RequestContext =>
-  ({
-    req: new Request('http://gw/x/1', { headers: { 'user-agent': 'burst-test' } }),
-    id: 'r1',
-    start: performance.now(),
-    method: 'GET',
-    host: 'gw',
-    proto: 'http',
-    ip: '127.0.0.1',
-    path: '/x/1',
-    route: { id: 'GET /x/{id}', pattern: '/x/{id}' },
-  }) as unknown as RequestContext
+const ctx = () => traceContext({ 'user-agent': 'burst-test' })
 
 const TRACEPARENT = /^traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-01\r\n$/
 

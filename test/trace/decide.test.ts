@@ -10,9 +10,9 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
-import type { RequestContext } from '../../src/runtime/context.ts'
 import { Decider, IdPool, idWords, ratioBound } from '../../src/trace/decide.ts'
 import { Burst, requestSpan } from '../../src/trace/spans.ts'
+import { traceContext } from './request-context.ts'
 
 function setup(ratio: number) {
   const exporter = new InMemorySpanExporter()
@@ -24,20 +24,7 @@ function setup(ratio: number) {
   return { exporter, tracers: { tracer, decider, burst: new Burst(tracer, decider) } }
 }
 
-function ctx(headers: Record<string, string> = {}): RequestContext {
-  const route = { id: 'GET /x/{id}', pattern: '/x/{id}' }
-  return {
-    req: new Request('http://gw/x/1', { headers }),
-    id: 'r1',
-    start: performance.now(),
-    method: 'GET',
-    host: 'gw',
-    proto: 'http',
-    ip: '127.0.0.1',
-    path: '/x/1',
-    route,
-  } as unknown as RequestContext
-}
+const ctx = traceContext
 
 const TRACEPARENT = /^traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])\r\n/
 const ratioSays = (ratio: number, traceId: string) =>
