@@ -12,7 +12,6 @@ import {
   trace,
   type Attributes,
   type Context,
-  type Span,
   type SpanContext,
   type TextMapGetter,
   type TraceState,
@@ -39,7 +38,6 @@ import { warn } from '../log/events.ts'
 import type { Decider } from './decide.ts'
 
 export interface Tracers {
-  tracer: Tracer
   decider: Decider
   // Where a recorded request's spans go when they end.
   burst: Burst
@@ -260,30 +258,21 @@ class RecordedRequest implements RequestTrace {
 
   end(entry: AccessLogEntry): void {
     entry.trace_id = this.r.traceId
-    const status = entry.status as number
-    const code = entry.gateway_error as string | null
-    const a = this.r.attributes
-    a[ATTR_HTTP_RESPONSE_STATUS_CODE] = status
-    if (code !== null) a['portcullis.gateway_error'] = code
-    // A server span is an error only for a 5xx (the client's 4xx is the client's).
-    if (status >= 500) {
-      a[ATTR_ERROR_TYPE] = code ?? String(status)
-      this.r.error = true
-    }
-    if (entry.app !== null && entry.app !== undefined) a['portcullis.app'] = entry.app as string
+    if (endWith(this.r.attributes, entry.status as number, entry.gateway_error as string | null)) this.r.error = true
+    if (entry.app !== null && entry.app !== undefined) this.r.attributes['portcullis.app'] = entry.app as string
     this.r.end = now()
     this.burst.add(this.r)
   }
 }
 
-function endWith(span: Span, status: number, code: string | null): void {
-  span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status)
-  if (code !== null) span.setAttribute('portcullis.gateway_error', code)
-  // A server span is an error only for a 5xx (the client's 4xx is the client's).
-  if (status >= 500) {
-    span.setAttribute(ATTR_ERROR_TYPE, code ?? String(status))
-    span.setStatus({ code: SpanStatusCode.ERROR })
-  }
+// A request span's attributes for its answer; true when the span is an error: only for a 5xx
+// (the client's 4xx is the client's).
+function endWith(a: Attributes, status: number, code: string | null): boolean {
+  a[ATTR_HTTP_RESPONSE_STATUS_CODE] = status
+  if (code !== null) a['portcullis.gateway_error'] = code
+  if (status < 500) return false
+  a[ATTR_ERROR_TYPE] = code ?? String(status)
+  return true
 }
 
 // A request span's name, `METHOD /pattern`, made once per route and method.
@@ -339,12 +328,13 @@ export function requestSpan({ decider, burst }: Tracers, ctx: RequestContext): R
 export function earlySpan(tracer: Tracer, facts: EarlyFacts, status: number): void {
   const span = tracer.startSpan(facts.method, { kind: SpanKind.SERVER, startTime: origin + facts.start }, parentOf(facts.headers))
   if (!span.isRecording()) return
-  span.setAttributes({
+  const attributes: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: facts.method,
     [ATTR_URL_PATH]: facts.path,
     [ATTR_CLIENT_ADDRESS]: facts.ip,
     'portcullis.request_id': facts.id,
-  })
-  endWith(span, status, facts.gatewayError)
+  }
+  if (endWith(attributes, status, facts.gatewayError)) span.setStatus({ code: SpanStatusCode.ERROR })
+  span.setAttributes(attributes)
   span.end(now())
 }

@@ -67,7 +67,7 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   const provider = new TracerProvider({ resource, sampler: decider, idGenerator: decider, spanProcessors: [spanProcessor(s, count)] })
   const tracer = provider.getTracer('portcullis', version)
   const burst = new Burst(tracer, decider)
-  const tracers = { tracer, decider, burst }
+  const tracers = { decider, burst }
   return {
     description: describeTracing(s),
     observe(inner) {

@@ -14,7 +14,7 @@ function setup() {
   const decider = new Decider(new AlwaysOnSampler())
   const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
   const tracer = provider.getTracer('test')
-  return { exporter, tracers: { tracer, decider, burst: new Burst(tracer, decider) } }
+  return { exporter, tracers: { decider, burst: new Burst(tracer, decider) } }
 }
 
 const ctx = () => traceContext({ 'user-agent': 'burst-test' })

@@ -21,7 +21,7 @@ function setup(ratio: number) {
   const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
   const tracer = provider.getTracer('test')
   // Recorded spans are made in bursts: the tests flush them before looking.
-  return { exporter, tracers: { tracer, decider, burst: new Burst(tracer, decider) } }
+  return { exporter, tracer, tracers: { decider, burst: new Burst(tracer, decider) } }
 }
 
 const ctx = traceContext
@@ -81,9 +81,9 @@ test('a caller decision is followed (parent-based), with its trace id and traces
 })
 
 test('outside a request decision, the provider gets the configured sampler and fresh ids', () => {
-  const { exporter, tracers } = setup(1)
-  const a = tracers.tracer.startSpan('a', undefined, ROOT_CONTEXT)
-  const b = tracers.tracer.startSpan('b', undefined, ROOT_CONTEXT)
+  const { exporter, tracer } = setup(1)
+  const a = tracer.startSpan('a', undefined, ROOT_CONTEXT)
+  const b = tracer.startSpan('b', undefined, ROOT_CONTEXT)
   a.end()
   b.end()
   const ids = exporter.getFinishedSpans().map((s) => s.spanContext().traceId)
