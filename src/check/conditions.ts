@@ -43,6 +43,7 @@ const ROUTE_WIDE = new Map([
   ['quota', LIMITS],
   ['on store-failure', LIMITS],
   ['cors', "it answers the route's preflights and marks every answer, before any condition could be read"],
+  ['trace', 'whether a request is traced is decided as it arrives, before any condition could be read'],
 ])
 
 function conditionText(words: Statement['words']): string {

@@ -31,6 +31,7 @@ import { AppIndex, type AppDirectory } from '../runtime/identity.ts'
 import { appDirectory, type StoreApps } from '../runtime/store-apps.ts'
 import type { Store } from '../store/store.ts'
 import type { TierRate } from '../runtime/limits.ts'
+import type { RouteTracing } from '../runtime/route-tracing.ts'
 import type { SinkManager, SinkUse } from '../log/sinks/manager.ts'
 import type { SinkInput } from '../log/sinks/spec.ts'
 
@@ -83,6 +84,7 @@ function compileRoute(
   const first = new Map<string, ResponseFn>()
   const early = new Map<string, EarlyAnswerFn>()
   let preflight: PreflightFn | undefined
+  let tracing: RouteTracing | null = null
   const ctx: CompileContext = {
     route: { ...r.info, id: r.id },
     apps: shared.apps,
@@ -105,6 +107,7 @@ function compileRoute(
     session: shared.session,
     sink: shared.sink,
     template: (t, mode) => compileTemplate(t, mode),
+    tracing: (setting) => void (tracing = setting),
     onDispose: (fn) => disposers.push(fn),
     dependsOn: (path) => void shared.files.add(path),
   }
@@ -151,6 +154,8 @@ function compileRoute(
     stageNames,
     protectedHeaders,
     forwardVerdicts: new Map(),
+    ownsTraceContext: protectedHeaders.has('traceparent') || protectedHeaders.has('tracestate'),
+    tracing,
     ...(explain ? { steps: explain.steps() } : {}),
   })
 }

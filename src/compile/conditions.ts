@@ -88,7 +88,7 @@ export function guardedContext(ctx: CompileContext, name: string): CompileContex
   const refuse = () => {
     throw new Error(`'${name}' registers route-wide steps: it cannot be inside a 'when' (src/check/conditions.ts must refuse it)`)
   }
-  return { ...ctx, afterAccess: refuse, onEarlyAnswer: refuse, everyAnswer: refuse, preflight: refuse }
+  return { ...ctx, afterAccess: refuse, onEarlyAnswer: refuse, everyAnswer: refuse, preflight: refuse, tracing: refuse }
 }
 
 interface GuardedTerminal {

@@ -420,5 +420,6 @@ export const QUIET: readonly string[] = [
   'forward user',
   'remove response header',
   'log to',
+  'trace',
   'script log',
 ]

@@ -11,6 +11,7 @@ import type { TierRate } from '../runtime/limits.ts'
 import type { Template } from '../policy/template.ts'
 import type { AccessFn, EarlyAnswerFn, PreflightFn, ResponseFn, Stage, StageFns } from '../runtime/context.ts'
 import type { UpstreamPool } from '../runtime/upstream.ts'
+import type { RouteTracing } from '../runtime/route-tracing.ts'
 import type { SinkInput } from '../log/sinks/spec.ts'
 
 // The session block as checked: its verify upstream and path, lifetimes filled in.
@@ -94,6 +95,8 @@ export interface CompileContext {
   // A declared sink, shared by every route of the program that logs to it (checked to exist).
   sink(name: string): SinkInput
   template(t: Template, mode: TemplateMode): (ctx: import('../runtime/context.ts').RequestContext) => string | undefined
+  // The route's own tracing (`trace`), read as each request begins.
+  tracing(setting: RouteTracing): void
   onDispose(fn: () => void): void
   // A file the program is made from besides the policies (a script and the modules it imports):
   // the gateway watches it for changes too when it is outside the policy directory.

@@ -37,6 +37,7 @@ import quota from './quota.ts'
 import onStoreFailure from './on-store-failure.ts'
 import allowGroup from './allow-group.ts'
 import logTo from './log-to.ts'
+import trace from './trace.ts'
 import scriptAccess from './script-access.ts'
 import scriptRewrite from './script-rewrite.ts'
 import scriptResponse from './script-response.ts'
@@ -84,6 +85,7 @@ export const directives: readonly AnyDirective[] = Object.freeze([
   signResponse,
   scriptResponse,
   logTo,
+  trace,
   scriptLog,
 ])
 

@@ -5,6 +5,7 @@ import type { Identity } from './identity.ts'
 import type { ClientCert } from './request.ts'
 import type { LimitOutcome } from './limits.ts'
 import type { StepInfo, StepRecord } from './decisions.ts'
+import type { RouteTracing } from './route-tracing.ts'
 
 export type Stage = 'access' | 'rewrite' | 'proxy' | 'response' | 'log'
 // Written once; the compiler and the handler both follow it.
@@ -160,6 +161,10 @@ export interface CompiledRoute {
   protectedHeaders: ReadonlySet<string>
   // Request header name → dropped before forwarding? Filled as names are met (forward.ts).
   forwardVerdicts: Map<string, boolean>
+  // The route sets or removes traceparent or tracestate itself: that wins over tracing.
+  ownsTraceContext: boolean
+  // The route's own tracing (`trace off`, `trace sample`); null: the gateway's settings.
+  tracing: RouteTracing | null
   // When the program records decisions: every step of the route in plan order (what a trace
   // lists as not reached when the request ended before it).
   steps?: readonly StepInfo[]

@@ -21,10 +21,6 @@ export interface ForwardFacts {
 
 const TRACE_CONTEXT = new Set(['traceparent', 'tracestate'])
 
-// The route sets or removes traceparent or tracestate itself: that wins over tracing.
-export const ownsTraceContext = (route: CompiledRoute): boolean =>
-  route.protectedHeaders.has('traceparent') || route.protectedHeaders.has('tracestate')
-
 // Set by the gateway from the facts above, whatever the client sent.
 const REWRITTEN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'x-request-id'])
 // From a trusted proxy these pass through; from anyone else they are dropped.
@@ -94,7 +90,7 @@ export function forwardedHeaders(incoming: Headers, route: CompiledRoute, f: For
   const named = connectionNamed(incoming)
   const out = new Headers()
   for (const [name, value] of incoming) if (keep(route, name, named, f.trusted) && !f.replaced?.has(canonicalName(name))) out.append(name, value)
-  if (f.trace != null && !ownsTraceContext(route)) {
+  if (f.trace != null && !route.ownsTraceContext) {
     for (const name of TRACE_CONTEXT) out.delete(name)
     for (const line of f.trace.headerLines.split('\r\n')) if (line) out.set(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2))
   }

@@ -4,7 +4,6 @@ import { UpstreamFailure, type FailureKind, type Timeouts } from './client/clien
 import { exchange } from './client/socket-client.ts'
 import type { RequestContext } from './context.ts'
 import { GatewayError } from './gateway-error.ts'
-import { ownsTraceContext } from './forward.ts'
 import { joined, readUpTo } from './body.ts'
 import type { RetryPolicy, Target, UpstreamPool } from './upstream.ts'
 
@@ -114,7 +113,7 @@ export async function proxyTo(ctx: RequestContext, pool: UpstreamPool, timeouts:
   // A route that sets or removes traceparent/tracestate itself has its way: the tries' spans
   // are still recorded, but do not name themselves upstream.
   const trace = ctx.trace ?? null
-  const sendsTrace = trace !== null && !ownsTraceContext(ctx.route)
+  const sendsTrace = trace !== null && !ctx.route.ownsTraceContext
   for (let attempt = 0; ; attempt++) {
     const target = pool.next(tried)
     tried?.add(target)

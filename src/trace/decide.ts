@@ -5,7 +5,9 @@
 // with the same trace id and decision: the provider's sampler and id generator are this object,
 // which hands them over once and otherwise defers to the configured sampler and ids.
 import { SpanKind, type Attributes, type Context, type Link } from '@opentelemetry/api'
-import { SamplingDecision, type IdGenerator, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
+import { ParentBasedSampler, SamplingDecision, type IdGenerator, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
+import { ratioBound } from '../runtime/route-tracing.ts'
+export { ratioBound }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({})
 
@@ -57,10 +59,6 @@ const NO_LINKS: Link[] = []
 const RECORDED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED })
 const NOT_RECORDED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD })
 
-export function ratioBound(ratio: number): number {
-  return ratio >= 1 ? 4294967296 : ratio > 0 ? Math.floor(ratio * 4294967295) : 0
-}
-
 export function idWords(traceId: string): number {
   let x = 0
   for (let i = 0; i < 32; i += 8) {
@@ -79,6 +77,8 @@ export class Decider implements Sampler, IdGenerator {
   private presetSpanId: string | null = null
   private presetResult: SamplingResult | null = null
   private readonly rootBound: number | null
+  // A caller's decision is the caller's (parentbased_*), or the ratio's too (the others).
+  private readonly parentBased: boolean
   // What decide() answers (one object, filled anew by each call).
   private readonly answer: { traceId: string; result: SamplingResult } = { traceId: '', result: NOT_RECORDED }
 
@@ -90,22 +90,39 @@ export class Decider implements Sampler, IdGenerator {
     private readonly ids: Pick<IdPool, 'take'> & { readonly lastWords?: number } = new IdPool(),
   ) {
     this.rootBound = rootRatio === null ? null : ratioBound(rootRatio)
+    this.parentBased = sampler instanceof ParentBasedSampler
   }
 
-  // True when a new trace (no caller's) is decided here, without the configured sampler: its
-  // decision then needs no span name.
-  get decidesNewTraces(): boolean {
-    return this.rootBound !== null
+  // True when a request's decision is made here by a ratio, without the configured sampler (it
+  // then needs no span name): a new trace under a ratio sampler or a route's `trace sample`,
+  // and a caller's trace on such a route when the sampler is not parent-based.
+  decidesByRatio(callerTraced: boolean, routeBound: number | null): boolean {
+    return callerTraced ? routeBound !== null && !this.parentBased : routeBound !== null || this.rootBound !== null
   }
 
   // The decision for a request span under `parent`: its trace id (the parent's, or new), and
-  // whether it is recorded. `name` goes to the configured sampler when it is asked. The answer
-  // is one object of this Decider's, filled anew by each call: read it before the next.
-  decide(parent: Context, parentTraceId: string | undefined, name: string): { traceId: string; result: SamplingResult } {
+  // whether it is recorded. `routeBound`: the route's own ratio (`trace sample`, as ratioBound),
+  // which replaces the sampler's: for new traces, and for a caller's unless the sampler is
+  // parent-based (the caller's sampled flag then decides, as without it). `name` goes to the
+  // configured sampler when it is asked. The answer is one object of this Decider's, filled
+  // anew by each call: read it before the next.
+  decide(
+    parent: Context,
+    parentTraceId: string | undefined,
+    name: string,
+    routeBound: number | null = null,
+  ): { traceId: string; result: SamplingResult } {
     const out = this.answer
-    if (parentTraceId === undefined && this.rootBound !== null) {
-      out.traceId = this.ids.take(32)
-      out.result = (this.ids.lastWords ?? idWords(out.traceId)) < this.rootBound ? RECORDED : NOT_RECORDED
+    if (parentTraceId === undefined) {
+      const bound = routeBound ?? this.rootBound
+      if (bound !== null) {
+        out.traceId = this.ids.take(32)
+        out.result = (this.ids.lastWords ?? idWords(out.traceId)) < bound ? RECORDED : NOT_RECORDED
+        return out
+      }
+    } else if (routeBound !== null && !this.parentBased) {
+      out.traceId = parentTraceId
+      out.result = idWords(parentTraceId) < routeBound ? RECORDED : NOT_RECORDED
       return out
     }
     out.traceId = parentTraceId ?? this.ids.take(32)

@@ -285,12 +285,13 @@ function spanName(ctx: RequestContext): string {
   return name
 }
 
-export function requestSpan({ decider, burst }: Tracers, ctx: RequestContext): RequestTrace {
+// `routeBound`: the route's `trace sample` ratio (as ratioBound), or null.
+export function requestSpan({ decider, burst }: Tracers, ctx: RequestContext, routeBound: number | null = null): RequestTrace {
   const parent = parentOf(ctx.req.headers)
   const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent) // a valid one, or none
-  // A new trace under a ratio sampler is decided without its name: made only for a span.
-  const named = caller === undefined && decider.decidesNewTraces ? null : spanName(ctx)
-  const { traceId, result } = decider.decide(parent, caller?.traceId, named ?? '')
+  // A decision by a ratio needs no name: made only for a span.
+  const named = decider.decidesByRatio(caller !== undefined, routeBound) ? null : spanName(ctx)
+  const { traceId, result } = decider.decide(parent, caller?.traceId, named ?? '', routeBound)
   const traceState = result.traceState ?? caller?.traceState
   if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), traceState)
   const attributes: Attributes = {

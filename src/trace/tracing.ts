@@ -73,7 +73,9 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
     observe(inner) {
       return {
         begin(ctx) {
-          ctx.trace = requestSpan(tracers, ctx)
+          // A route's `trace off`: as with tracing off, a transparent hop.
+          const own = ctx.route.tracing
+          ctx.trace = own === null ? requestSpan(tracers, ctx, null) : own.off ? null : requestSpan(tracers, ctx, own.bound)
           inner.begin?.(ctx)
         },
         done(facts, res) {

@@ -155,7 +155,7 @@ describe('routes --wide', () => {
     expect(r.stdout).toContain('proxy split 50% stable, 50% canary-with-a-rather-long-name sticky header x-user-identifier')
     expect(Math.max(...lines.map((l) => l.length))).toBeGreaterThan(100)
   })
-  test('the stages of the golden fixture: defaults first in each stage, then the route in source order', async () => {
+  test("the stages of the golden fixture: defaults first in each stage, then the route in source order; a route's own `trace` replaces the defaults'", async () => {
     const r = await runCli(['routes', '--wide', 'test/golden/routes/stages'])
     expect(r.code).toBe(0)
     const stages = r.stdout
@@ -164,8 +164,8 @@ describe('routes --wide', () => {
       .slice(1)
       .map((l) => l.split(/\s{2,}/)[3])
     expect(stages).toEqual([
-      'access: limit body, allow ip, status; rewrite: remove header, set query, rewrite path, set header; response: set response header, remove response header; log: -',
-      'access: limit body, deny ip; rewrite: remove header, strip prefix, remove query; response: set response header; log: -',
+      'access: limit body, allow ip, status; rewrite: remove header, set query, rewrite path, set header; response: set response header, remove response header; log: trace sample 10%',
+      'access: limit body, deny ip; rewrite: remove header, strip prefix, remove query; response: set response header; log: trace off',
     ])
   })
 })

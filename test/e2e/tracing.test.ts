@@ -82,6 +82,9 @@ match GET /gone { proxy gone }
 match GET /chat { proxy ws websocket }
 match GET /own-trace { set header traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"; proxy echo }
 match GET /no-trace { remove header traceparent; remove header tracestate; proxy echo }
+match GET /untraced { trace off; proxy echo }
+match GET /always { trace sample 100%; proxy echo }
+match GET /never { trace sample 0%; proxy echo }
 `,
   })
 })
@@ -393,6 +396,50 @@ describe('sampling', () => {
     expect(traces.size).toBeLessThan(140)
     // Every exported request span has its try span.
     expect(rx.spans.filter((s) => s.kind === CLIENT)).toHaveLength(traces.size)
+  }, 20_000)
+})
+
+describe("a route's own tracing", () => {
+  test('`trace off` is a transparent hop on a traced gateway: no span, no ids, the client trace context as sent', async () => {
+    const rx = receiver()
+    const gw = await gateway([], { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', ...FAST })
+    const c = clientTrace('01')
+    expect((await get(gw, '/untraced', 'route off', { traceparent: c.traceparent, tracestate: 'v=1' })).status).toBe(200)
+    expect((await get(gw, '/untraced', 'route off none')).status).toBe(200)
+    expect(seen.get('route off')).toEqual([{ traceparent: c.traceparent, tracestate: 'v=1' }])
+    expect(seen.get('route off none')).toEqual([{ traceparent: null, tracestate: null }])
+    // The same caller on a traced route of the same gateway: recorded (the receiver works).
+    expect((await get(gw, '/echo/1', 'route off control', { traceparent: c.traceparent })).status).toBe(200)
+    await waitSpans(rx, c.traceId, 2)
+    expect(await gw.stop()).toBe(0)
+    expect(rx.spans.filter((s) => s.attributes['http.route'] === '/untraced')).toEqual([])
+    const logged = gw.accessLog().filter((e) => e.path === '/untraced')
+    expect(logged).toHaveLength(2)
+    for (const e of logged) expect(e).not.toHaveProperty('trace_id')
+  }, 20_000)
+
+  test('`trace sample` replaces the gateway ratio for new traces; a sampled caller is still recorded (parent-based)', async () => {
+    const rx = receiver()
+    const gw = await gateway(['--trace-sample', '0'], { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', ...FAST })
+    for (let i = 0; i < 5; i++) expect((await get(gw, '/always', 'route always')).status).toBe(200)
+    expect((await get(gw, '/echo/1', 'route default')).status).toBe(200)
+    expect((await get(gw, '/never', 'route never')).status).toBe(200)
+    const sampled = clientTrace('01')
+    expect((await get(gw, '/never', 'route never caller', { traceparent: sampled.traceparent })).status).toBe(200)
+    const ids = (probe: string) => seen.get(probe)!.map((h) => TRACEPARENT.exec(h.traceparent ?? '')!)
+    // 100%: every new trace is recorded, and the upstream is told so (flag 01).
+    const always = ids('route always')
+    expect(always.map((m) => m[3])).toEqual(['01', '01', '01', '01', '01'])
+    expect(ids('route default')[0]![3]).toBe('00') // the gateway's 0
+    expect(ids('route never')[0]![3]).toBe('00')
+    expect(await gw.stop()).toBe(0)
+    const traced = new Set(rx.spans.filter((s) => s.kind === SERVER).map((s) => s.traceId))
+    expect(traced).toEqual(new Set([...always.map((m) => m[1]!), sampled.traceId]))
+    for (const m of always) {
+      const spans = spansOf(rx, m[1]!)
+      expect(serverSpan(spans).name).toBe('GET /always')
+      expect(tries(spans)).toHaveLength(1)
+    }
   }, 20_000)
 })
 

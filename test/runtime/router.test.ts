@@ -14,6 +14,8 @@ function route(id: string, methods: string[] | null, host: string | null = null)
     stageNames: null as never,
     protectedHeaders: new Set(),
     forwardVerdicts: new Map(),
+    ownsTraceContext: false,
+    tracing: null,
   }
 }
 const lit = (value: string): PatternSegment => ({ kind: 'literal', value })

@@ -1,8 +1,10 @@
 // The decision made before a request's span exists must be the configured sampler's, on the
 // trace id the span then gets: a trace id ratio decision stays a function of the trace id.
 import { expect, test } from 'bun:test'
-import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api'
+import { defaultTextMapGetter, ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api'
+import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import {
+  AlwaysOffSampler,
   AlwaysOnSampler,
   InMemorySpanExporter,
   ParentBasedSampler,
@@ -141,4 +143,52 @@ test("a new trace's ratio decision is the SDK sampler's, at every ratio and at t
   // Other samplers are asked as before.
   const on = new Decider(new AlwaysOnSampler())
   expect(on.decide(ROOT_CONTEXT, undefined, 'x').result.decision).toBe(SamplingDecision.RECORD_AND_SAMPLED)
+})
+
+// A route's `trace sample` (its bound) replaces the sampler's ratio for new traces, and for a
+// caller's trace unless the sampler is parent-based.
+test("a route's ratio decides its new traces by the SDK sampler's arithmetic, whatever the gateway's sampler", () => {
+  const sdk = (ratio: number, traceId: string) => new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, traceId).decision
+  for (const routeRatio of [0, 0.01, 0.5, 1]) {
+    for (const decider of [
+      new Decider(new AlwaysOnSampler()),
+      new Decider(new AlwaysOffSampler()),
+      new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.3) }), 0.3),
+      new Decider(new TraceIdRatioBasedSampler(0.3), 0.3),
+    ]) {
+      expect(decider.decidesByRatio(false, ratioBound(routeRatio))).toBe(true)
+      let recorded = 0
+      for (let i = 0; i < 2000; i++) {
+        const { traceId, result } = decider.decide(ROOT_CONTEXT, undefined, 'x', ratioBound(routeRatio))
+        expect(result.decision).toBe(sdk(routeRatio, traceId))
+        if (result.decision === SamplingDecision.RECORD_AND_SAMPLED) recorded++
+      }
+      if (routeRatio === 0) expect(recorded).toBe(0)
+      if (routeRatio === 1) expect(recorded).toBe(2000)
+      if (routeRatio === 0.5) expect(Math.abs(recorded - 1000)).toBeLessThan(150)
+    }
+  }
+})
+
+test("a caller's trace on a route with its own ratio: the caller's flag under a parent-based sampler, else the route's ratio", () => {
+  const caller = '0af7651916cd43dd8448eb211c80319c' // its words XOR to 0x84f2fc79: 0.52 of the range
+  const w3c = new W3CTraceContextPropagator()
+  const parent = (flags: string) => w3c.extract(ROOT_CONTEXT, { traceparent: `00-${caller}-b7ad6b7169203331-${flags}` }, defaultTextMapGetter)
+  const parentBased = new Decider(new ParentBasedSampler({ root: new AlwaysOffSampler() }))
+  expect(parentBased.decidesByRatio(true, ratioBound(0))).toBe(false)
+  expect(parentBased.decide(parent('01'), caller, 'GET /x', ratioBound(0)).result.decision).toBe(SamplingDecision.RECORD_AND_SAMPLED)
+  expect(parentBased.decide(parent('00'), caller, 'GET /x', ratioBound(1)).result.decision).toBe(SamplingDecision.NOT_RECORD)
+
+  const byRatio = new Decider(new AlwaysOnSampler())
+  expect(byRatio.decidesByRatio(true, ratioBound(0.4))).toBe(true)
+  expect(byRatio.decidesByRatio(true, null)).toBe(false)
+  for (const [ratio, flags] of [
+    [0.4, '01'],
+    [0.6, '00'],
+  ] as const) {
+    const { traceId, result } = byRatio.decide(parent(flags), caller, 'GET /x', ratioBound(ratio))
+    expect(traceId).toBe(caller)
+    expect(result.decision).toBe(new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, caller).decision)
+  }
+  expect(byRatio.decide(parent('00'), caller, 'GET /x', null).result.decision).toBe(SamplingDecision.RECORD_AND_SAMPLED)
 })
