@@ -45,6 +45,9 @@ export interface MetricsSnapshot {
   counters: [string, number][]
   // Read from their collectors when the snapshot was taken (absent from older workers).
   collected?: { name: string; type: FamilyType; help: string; samples: Sample[] }[]
+  // Counter families a worker described ([name, help]) beyond the built-in ones: their
+  // counters are in `counters` (e.g. the span counts of tracing, which only workers do).
+  described?: [string, string][]
 }
 
 // A value read when /metrics is asked for (a gauge, or a counter kept elsewhere).
@@ -141,6 +144,8 @@ export class RouteSeries {
   }
 }
 
+const BUILT_IN_NAMES = new Set(BUILT_IN.map(([name]) => name))
+
 export class Metrics {
   private readonly families = new Map<string, Family>(BUILT_IN)
   // Samples added from workers' snapshots, by family and label set (the primary sums them).
@@ -233,6 +238,7 @@ export class Metrics {
       upstreamLatency: hists(this.upstreamLatency),
       counters: [...this.counters],
       collected: [...this.families].flatMap(([name, f]) => (f.collect ? [{ name, type: f.type, help: f.help, samples: [...f.collect()] }] : [])),
+      described: [...this.families].flatMap(([name, f]): [string, string][] => (f.collect || BUILT_IN_NAMES.has(name) ? [] : [[name, f.help]])),
     }
   }
 
@@ -246,6 +252,7 @@ export class Metrics {
     for (const [k, v] of s.latency) this.hist(this.latency, k, 'route', v.labels).addCumulative(v.counts, v.sum, v.count)
     for (const [k, v] of s.upstreamLatency) this.hist(this.upstreamLatency, k, 'upstream', v.labels).addCumulative(v.counts, v.sum, v.count)
     for (const [k, n] of s.counters) this.inc(k, n)
+    for (const [name, help] of s.described ?? []) this.describe(name, help)
     for (const { name, type, help, samples } of s.collected ?? []) {
       if (!this.families.has(name)) this.families.set(name, { type, help })
       let byLabels = this.added.get(name)

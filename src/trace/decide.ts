@@ -1,11 +1,10 @@
 // The sampling decision for a request, made before its span exists. Most requests are not
 // sampled at a low ratio, and for them the SDK's startSpan (a non-recording span, contexts,
 // attribute cleaning, its own metrics) was most of tracing's cost: they get the configured
-// sampler's decision and the SDK's ids, and no span. A sampled request's span is then started
-// with the same trace id and decision: the provider's sampler and id generator are this object,
-// which hands them over once and otherwise defers to the configured sampler and ids.
+// sampler's decision and ids from a pool, and no span. A recorded request's spans are made
+// later, on the span thread, with the same ids and decision (span-data.ts).
 import { SpanKind, type Attributes, type Context, type Link } from '@opentelemetry/api'
-import { ParentBasedSampler, SamplingDecision, type IdGenerator, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
+import { ParentBasedSampler, SamplingDecision, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
 import { ratioBound } from '../runtime/route-tracing.ts'
 export { ratioBound }
 
@@ -72,10 +71,7 @@ export function idWords(traceId: string): number {
   return x
 }
 
-export class Decider implements Sampler, IdGenerator {
-  private presetTraceId: string | null = null
-  private presetSpanId: string | null = null
-  private presetResult: SamplingResult | null = null
+export class Decider {
   private readonly rootBound: number | null
   // A caller's decision is the caller's (parentbased_*), or the ratio's too (the others).
   private readonly parentBased: boolean
@@ -134,47 +130,7 @@ export class Decider implements Sampler, IdGenerator {
     return result.decision !== SamplingDecision.NOT_RECORD
   }
 
-  // Runs `start` (a startSpan call) with this trace id (for a root span), span id (null: a new
-  // one) and decision.
-  startWith<T>(traceId: string | null, result: SamplingResult, start: () => T, spanId: string | null = null): T {
-    this.presetTraceId = traceId
-    this.presetSpanId = spanId
-    this.presetResult = result
-    try {
-      return start()
-    } finally {
-      this.presetTraceId = null
-      this.presetSpanId = null
-      this.presetResult = null
-    }
-  }
-
   spanId(): string {
     return this.ids.take(16)
-  }
-
-  shouldSample(...args: Parameters<Sampler['shouldSample']>): SamplingResult {
-    const preset = this.presetResult
-    if (preset === null) return this.sampler.shouldSample(...args)
-    this.presetResult = null
-    return preset
-  }
-
-  generateTraceId(): string {
-    const preset = this.presetTraceId
-    if (preset === null) return this.ids.take(32)
-    this.presetTraceId = null
-    return preset
-  }
-
-  generateSpanId(): string {
-    const preset = this.presetSpanId
-    if (preset === null) return this.ids.take(16)
-    this.presetSpanId = null
-    return preset
-  }
-
-  toString(): string {
-    return this.sampler.toString()
   }
 }

@@ -2,20 +2,18 @@
 // context each try sends. Attributes follow the OpenTelemetry HTTP semantic conventions, plus
 // portcullis.* for what only the gateway knows. A request the sampler did not pick has no
 // span at all (decide.ts): only ids, and its tries send the request's traceparent. A recorded
-// request keeps its spans as data (ids chosen up front, times, attributes) and hands them over
-// as they end; the SDK makes them in bursts (Burst), where its code runs hot: made one at a
-// time, a hundred requests apart at 1%, the same calls took ten to twenty times as long.
+// request keeps its spans as data (span-data.ts: ids chosen up front, times, attributes) and
+// hands each to a SpanSink as it ends: in the gateway a SpanPipe, which sends them in batches
+// to the span thread, where the SDK makes and exports them.
 import {
   ROOT_CONTEXT,
   SpanKind,
-  SpanStatusCode,
   trace,
   type Attributes,
   type Context,
   type SpanContext,
   type TextMapGetter,
   type TraceState,
-  type Tracer,
 } from '@opentelemetry/api'
 import { SamplingDecision, type SamplingResult } from '@opentelemetry/sdk-trace'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
@@ -34,13 +32,17 @@ import {
 } from '@opentelemetry/semantic-conventions'
 import type { AccessLogEntry, RequestContext, RequestTrace, UpstreamTrace } from '../runtime/context.ts'
 import type { EarlyFacts } from '../runtime/handle.ts'
-import { warn } from '../log/events.ts'
 import type { Decider } from './decide.ts'
+import type { SpanData } from './span-data.ts'
+
+// Where recorded spans go when they end.
+export interface SpanSink {
+  add(span: SpanData): void
+}
 
 export interface Tracers {
   decider: Decider
-  // Where a recorded request's spans go when they end.
-  burst: Burst
+  spans: SpanSink
 }
 
 const propagator = new W3CTraceContextPropagator()
@@ -67,64 +69,30 @@ function headerLines(sc: SpanContext): string {
   return sc.traceState === undefined ? lines : `${lines}tracestate: ${sc.traceState.serialize()}\r\n`
 }
 
-// A recorded span as data until it ends. `parent`: the caller's context for a request span,
-// the request span's for a try.
-interface SpanRecord {
-  name: string
-  kind: SpanKind
-  traceId: string
-  spanId: string
-  parent: Context
-  root: boolean // a new trace: its id is handed to the SDK too
-  result: SamplingResult // the request's decision, its tries' too
-  start: number
-  end: number
-  attributes: Attributes
-  error: boolean
-  message: string | undefined
-}
+const BATCH_SPANS = 256
+const BATCH_MS = 100
 
-const BURST_SPANS = 64
-const BURST_MS = 50
-
-// Ended spans waiting to be made: made together once BURST_SPANS have ended or BURST_MS after
-// the first, each with its own ids, decision, times and attributes, then ended, which queues
-// it for the batch export as before.
-export class Burst {
-  private pending: SpanRecord[] = []
+// The gateway's SpanSink: ended spans are sent on together, as one JSON text, once
+// BATCH_SPANS have ended or BATCH_MS after the first (the export sees them that much later).
+export class SpanPipe implements SpanSink {
+  private pending: SpanData[] = []
   private timer: ReturnType<typeof setTimeout> | null = null
 
-  constructor(
-    private readonly tracer: Tracer,
-    private readonly decider: Decider,
-  ) {}
+  constructor(private readonly send: (json: string) => void) {}
 
-  add(r: SpanRecord): void {
-    this.pending.push(r)
-    if (this.pending.length >= BURST_SPANS) this.flush()
-    else this.timer ??= setTimeout(() => this.flush(), BURST_MS)
+  add(span: SpanData): void {
+    this.pending.push(span)
+    if (this.pending.length >= BATCH_SPANS) this.flush()
+    else this.timer ??= setTimeout(() => this.flush(), BATCH_MS)
   }
 
   flush(): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    if (this.pending.length === 0) return
     const spans = this.pending
     this.pending = []
-    for (const r of spans) {
-      try {
-        const span = this.decider.startWith(
-          r.root ? r.traceId : null,
-          r.result,
-          () => this.tracer.startSpan(r.name, { kind: r.kind, startTime: r.start, attributes: r.attributes }, r.parent),
-          r.spanId,
-        )
-        if (r.error) span.setStatus(r.message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message: r.message })
-        span.end(r.end)
-      } catch (err) {
-        // Never the gateway's failure: the span is lost, and said.
-        warn('tracing', `tracing: a span could not be made (${err instanceof Error ? err.message : String(err)})`)
-      }
-    }
+    this.send(JSON.stringify(spans))
   }
 }
 
@@ -136,8 +104,8 @@ class RecordedTry implements UpstreamTrace {
   private ended = false
 
   constructor(
-    private readonly burst: Burst,
-    private readonly r: SpanRecord,
+    private readonly spans: SpanSink,
+    private readonly d: SpanData,
     sc: SpanContext,
   ) {
     this.headerLines = headerLines(sc)
@@ -145,7 +113,7 @@ class RecordedTry implements UpstreamTrace {
 
   answered(status: number): void {
     this.status = status
-    this.r.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status
+    this.d.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status
     if (this.bodyDone) this.finish()
   }
 
@@ -158,9 +126,9 @@ class RecordedTry implements UpstreamTrace {
 
   failed(kind: string, message: string): void {
     if (this.status === null) {
-      this.r.attributes[ATTR_ERROR_TYPE] = kind
-      this.r.error = true
-      this.r.message = message
+      this.d.attributes[ATTR_ERROR_TYPE] = kind
+      this.d.error = true
+      this.d.message = message
     }
     this.finish()
   }
@@ -170,15 +138,15 @@ class RecordedTry implements UpstreamTrace {
     this.ended = true
     // `cancelled`: the gateway stopped reading (the client left, or a retry on this status).
     if (this.failure !== null && this.failure !== 'cancelled') {
-      this.r.attributes[ATTR_ERROR_TYPE] = this.failure
-      this.r.error = true
-      this.r.message = `the answer's body was cut (${this.failure})`
+      this.d.attributes[ATTR_ERROR_TYPE] = this.failure
+      this.d.error = true
+      this.d.message = `the answer's body was cut (${this.failure})`
     } else if (this.status !== null && this.status >= 400) {
-      this.r.attributes[ATTR_ERROR_TYPE] = String(this.status)
-      this.r.error = true
+      this.d.attributes[ATTR_ERROR_TYPE] = String(this.status)
+      this.d.error = true
     }
-    this.r.end = now()
-    this.burst.add(this.r)
+    this.d.end = now()
+    this.spans.add(this.d)
   }
 }
 
@@ -215,14 +183,13 @@ class RecordedRequest implements RequestTrace {
   private readonly sc: SpanContext
 
   constructor(
-    private readonly burst: Burst,
+    private readonly spans: SpanSink,
     private readonly decider: Decider,
-    private readonly r: SpanRecord,
-    flags: number,
+    private readonly d: SpanData,
     traceState: TraceState | undefined,
     private readonly method: string,
   ) {
-    this.sc = { traceId: r.traceId, spanId: r.spanId, traceFlags: flags, traceState, isRemote: false }
+    this.sc = { traceId: d.traceId, spanId: d.spanId, traceFlags: d.sampled ? 1 : 0, traceState, isRemote: false }
   }
 
   get headerLines(): string {
@@ -239,29 +206,31 @@ class RecordedRequest implements RequestTrace {
       'portcullis.attempt': n + 1,
     }
     if (n > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = n
-    const r: SpanRecord = {
+    const d: SpanData = {
       name: this.method,
       kind: SpanKind.CLIENT,
-      traceId: this.r.traceId,
+      traceId: this.d.traceId,
       spanId,
-      parent: trace.setSpanContext(ROOT_CONTEXT, this.sc),
-      root: false,
-      result: this.r.result,
+      parentSpanId: this.d.spanId,
+      parentFlags: this.sc.traceFlags,
+      parentRemote: false,
+      traceState: this.d.traceState,
+      sampled: this.d.sampled,
       start: now(),
       end: 0,
       attributes,
       error: false,
-      message: undefined,
+      message: null,
     }
-    return new RecordedTry(this.burst, r, { ...this.sc, spanId })
+    return new RecordedTry(this.spans, d, { ...this.sc, spanId })
   }
 
   end(entry: AccessLogEntry): void {
-    entry.trace_id = this.r.traceId
-    if (endWith(this.r.attributes, entry.status as number, entry.gateway_error as string | null)) this.r.error = true
-    if (entry.app !== null && entry.app !== undefined) this.r.attributes['portcullis.app'] = entry.app as string
-    this.r.end = now()
-    this.burst.add(this.r)
+    entry.trace_id = this.d.traceId
+    if (endWith(this.d.attributes, entry.status as number, entry.gateway_error as string | null)) this.d.error = true
+    if (entry.app !== null && entry.app !== undefined) this.d.attributes['portcullis.app'] = entry.app as string
+    this.d.end = now()
+    this.spans.add(this.d)
   }
 }
 
@@ -285,15 +254,47 @@ function spanName(ctx: RequestContext): string {
   return name
 }
 
-// `routeBound`: the route's `trace sample` ratio (as ratioBound), or null.
-export function requestSpan({ decider, burst }: Tracers, ctx: RequestContext, routeBound: number | null = null): RequestTrace {
-  const parent = parentOf(ctx.req.headers)
-  const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent) // a valid one, or none
+// The request's decision under the client's trace context: its trace id, whether it is
+// recorded, and the caller's span (a valid one, or none) and trace state.
+function decided(decider: Decider, parent: Context, name: (() => string) | null, routeBound: number | null) {
+  const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent)
   // A decision by a ratio needs no name: made only for a span.
-  const named = decider.decidesByRatio(caller !== undefined, routeBound) ? null : spanName(ctx)
-  const { traceId, result } = decider.decide(parent, caller?.traceId, named ?? '', routeBound)
-  const traceState = result.traceState ?? caller?.traceState
-  if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), traceState)
+  const named = name === null || decider.decidesByRatio(caller !== undefined, routeBound) ? '' : name()
+  const { traceId, result } = decider.decide(parent, caller?.traceId, named, routeBound)
+  return { traceId, result, caller, traceState: result.traceState ?? caller?.traceState }
+}
+
+// A recorded SERVER span's data, before its answer.
+function serverSpan(
+  decider: Decider,
+  name: string,
+  d: { traceId: string; result: SamplingResult; caller: SpanContext | undefined; traceState: TraceState | undefined },
+  start: number,
+  attributes: Attributes,
+): SpanData {
+  return {
+    name,
+    kind: SpanKind.SERVER,
+    traceId: d.traceId,
+    spanId: decider.spanId(),
+    parentSpanId: d.caller?.spanId ?? null,
+    parentFlags: d.caller?.traceFlags ?? 0,
+    parentRemote: d.caller !== undefined,
+    traceState: d.traceState?.serialize() ?? null,
+    // Recorded and sampled (exported), or recorded only (RECORD: flags 0).
+    sampled: d.result.decision === SamplingDecision.RECORD_AND_SAMPLED,
+    start,
+    end: 0,
+    attributes,
+    error: false,
+    message: null,
+  }
+}
+
+// `routeBound`: the route's `trace sample` ratio (as ratioBound), or null.
+export function requestSpan({ decider, spans }: Tracers, ctx: RequestContext, routeBound: number | null = null): RequestTrace {
+  const d = decided(decider, parentOf(ctx.req.headers), () => spanName(ctx), routeBound)
+  if (!decider.recorded(d.result)) return new UnsampledRequest(d.traceId, decider.spanId(), d.traceState)
   const attributes: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: ctx.method,
     [ATTR_URL_PATH]: ctx.path,
@@ -306,36 +307,21 @@ export function requestSpan({ decider, burst }: Tracers, ctx: RequestContext, ro
   }
   const agent = ctx.req.headers.get('user-agent')
   if (agent !== null) attributes[ATTR_USER_AGENT_ORIGINAL] = agent
-  const r: SpanRecord = {
-    name: named ?? spanName(ctx),
-    kind: SpanKind.SERVER,
-    traceId,
-    spanId: decider.spanId(),
-    parent,
-    root: caller === undefined,
-    result,
-    start: origin + ctx.start,
-    end: 0,
-    attributes,
-    error: false,
-    message: undefined,
-  }
-  // Recorded and sampled (exported), or recorded only (RECORD: flags 0).
-  const flags = result.decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0
-  return new RecordedRequest(burst, decider, r, flags, traceState, ctx.method)
+  return new RecordedRequest(spans, decider, serverSpan(decider, spanName(ctx), d, origin + ctx.start, attributes), d.traceState, ctx.method)
 }
 
 // A request answered before it had a route (no route, a bad Host): one span, ended now.
-export function earlySpan(tracer: Tracer, facts: EarlyFacts, status: number): void {
-  const span = tracer.startSpan(facts.method, { kind: SpanKind.SERVER, startTime: origin + facts.start }, parentOf(facts.headers))
-  if (!span.isRecording()) return
+export function earlySpan({ decider, spans }: Tracers, facts: EarlyFacts, status: number): void {
+  const d = decided(decider, parentOf(facts.headers), () => facts.method, null)
+  if (!decider.recorded(d.result)) return
   const attributes: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: facts.method,
     [ATTR_URL_PATH]: facts.path,
     [ATTR_CLIENT_ADDRESS]: facts.ip,
     'portcullis.request_id': facts.id,
   }
-  if (endWith(attributes, status, facts.gatewayError)) span.setStatus({ code: SpanStatusCode.ERROR })
-  span.setAttributes(attributes)
-  span.end(now())
+  const data = serverSpan(decider, facts.method, d, origin + facts.start, attributes)
+  data.error = endWith(attributes, status, facts.gatewayError)
+  data.end = now()
+  spans.add(data)
 }

@@ -1,24 +1,17 @@
-// Tracing on: a tracer provider of the gateway's own (nothing is registered globally), the
-// sampler the settings name, and an observer that gives each request its span. Loaded only
-// when tracing is on (main.ts imports it on demand).
-import { defaultResource, detectResources, envDetector, hostDetector, resourceFromAttributes } from '@opentelemetry/resources'
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-  type Sampler,
-} from '@opentelemetry/sdk-trace'
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions'
-import { version } from '../../package.json'
+// Tracing on: the sampler the settings name, an observer that gives each request its span
+// (decided and recorded here, on the request thread), and the span thread (span-thread.ts), a
+// Worker where the SDK's tracer provider (nothing registered globally), batch span processor
+// and OTLP exporter make and export the recorded spans. Loaded only when tracing is on
+// (main.ts imports it on demand).
+import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace'
 import { warn } from '../log/events.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { RequestObserver } from '../runtime/handle.ts'
 import { Decider } from './decide.ts'
-import { spanProcessor, type SpanResult } from './export.ts'
-import { describeTracing, type SamplerName, type TracingSettings } from './options.ts'
-import { Burst, earlySpan, requestSpan } from './spans.ts'
+import type { SpanResult } from './export.ts'
+import { describeTraceMetrics, describeTracing, type SamplerName, type TracingSettings } from './options.ts'
+import type { FromSpanThread, ToSpanThread } from './span-thread.ts'
+import { earlySpan, requestSpan, SpanPipe } from './spans.ts'
 
 export interface Tracing {
   readonly description: string
@@ -40,10 +33,7 @@ const SAMPLERS: Record<SamplerName, (ratio: number) => Sampler> = {
 const NOTICE_EVERY_MS = 60_000
 
 export function startTracing(s: TracingSettings, metrics: Metrics | null): Tracing {
-  metrics?.describe(
-    'gateway_trace_spans_total',
-    'Spans of traced requests by result: exported, dropped (the export queue was full), failed (the collector did not take them).',
-  )
+  describeTraceMetrics(metrics)
   // Lost spans: counted in the metric, and told on stderr at most once a minute.
   const lost = { dropped: 0, failed: 0 }
   let noticed = -Infinity
@@ -60,14 +50,30 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
     })
     lost.dropped = lost.failed = 0
   }
-  const resource = defaultResource()
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'portcullis', [ATTR_SERVICE_VERSION]: version }))
-    .merge(detectResources({ detectors: [hostDetector, envDetector] }))
+  const thread = new Worker(new URL('./span-thread.ts', import.meta.url).href)
+  const send = (m: ToSpanThread) => thread.postMessage(m)
+  let done: (() => void) | null = null
+  let broken = false
+  thread.onmessage = (e: MessageEvent<FromSpanThread>) => {
+    const m = e.data
+    if (m.t === 'count') count(m.result, m.n)
+    else if (m.t === 'warn') warn('tracing', m.message)
+    else if (m.t === 'done') done?.()
+  }
+  thread.onerror = (e: ErrorEvent) => {
+    // The span thread is gone: spans are no longer made; requests are not affected.
+    if (!broken) warn('tracing', `tracing: the span thread stopped (${e.message}); no more spans are exported`)
+    broken = true
+    done?.()
+  }
+  // The span thread must not keep the process alive; shutdown() waits for it when it matters.
+  thread.unref()
+  send({ t: 'init', settings: s })
   const decider = new Decider(SAMPLERS[s.sampler](s.ratio), s.sampler.endsWith('traceidratio') ? s.ratio : null)
-  const provider = new TracerProvider({ resource, sampler: decider, idGenerator: decider, spanProcessors: [spanProcessor(s, count)] })
-  const tracer = provider.getTracer('portcullis', version)
-  const burst = new Burst(tracer, decider)
-  const tracers = { decider, burst }
+  const spans = new SpanPipe((json) => {
+    if (!broken) send({ t: 'spans', json })
+  })
+  const tracers = { decider, spans }
   return {
     description: describeTracing(s),
     observe(inner) {
@@ -79,17 +85,21 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
           inner.begin?.(ctx)
         },
         done(facts, res) {
-          if (!('route' in facts)) earlySpan(tracer, facts, res.status)
+          if (!('route' in facts)) earlySpan(tracers, facts, res.status)
           return inner.done(facts, res)
         },
       }
     },
     async shutdown(ms) {
-      // The spans of requests that ended, made now so the export takes them.
-      burst.flush()
+      // The spans of requests that ended go to the span thread, which exports what it holds.
+      spans.flush()
       let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([provider.shutdown().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+      const finished = new Promise<void>((resolve) => (done = resolve))
+      if (!broken) send({ t: 'shutdown' })
+      else done?.()
+      await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
       clearTimeout(timer)
+      thread.terminate()
     },
   }
 }

@@ -13,17 +13,17 @@ import {
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
 import { Decider, IdPool, idWords, ratioBound } from '../../src/trace/decide.ts'
-import { Burst, requestSpan } from '../../src/trace/spans.ts'
+import { requestSpan } from '../../src/trace/spans.ts'
+import { Preset } from '../../src/trace/span-data.ts'
+import { madeSpans } from './made-spans.ts'
 import { traceContext } from './request-context.ts'
 
 function setup(ratio: number) {
-  const exporter = new InMemorySpanExporter()
   // As tracing.ts makes it for parentbased_traceidratio: new traces decided by the Decider.
   const decider = new Decider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }), ratio)
-  const provider = new TracerProvider({ sampler: decider, idGenerator: decider, spanProcessors: [new SimpleSpanProcessor({ exporter })] })
-  const tracer = provider.getTracer('test')
-  // Recorded spans are made in bursts: the tests flush them before looking.
-  return { exporter, tracer, tracers: { decider, burst: new Burst(tracer, decider) } }
+  // Recorded spans are made later (on the span thread): the tests flush them before looking.
+  const { exporter, spans, flush } = madeSpans()
+  return { exporter, flush, tracers: { decider, spans } }
 }
 
 const ctx = traceContext
@@ -33,7 +33,7 @@ const ratioSays = (ratio: number, traceId: string) =>
   new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED
 
 test('new traces: recorded exactly when the ratio sampler says so for the trace id the span carries', () => {
-  const { exporter, tracers } = setup(0.3)
+  const { exporter, tracers, flush } = setup(0.3)
   let recorded = 0
   for (let i = 0; i < 1000; i++) {
     const t = requestSpan(tracers, ctx())
@@ -44,7 +44,7 @@ test('new traces: recorded exactly when the ratio sampler says so for the trace 
     attempt.bodyEnded(null)
     const entry: Record<string, string | number | null> = { status: 200, gateway_error: null, app: null }
     t.end(entry)
-    tracers.burst.flush()
+    flush()
     expect(entry.trace_id).toBe(traceId)
     const sampled = m[3] === '01'
     expect(sampled).toBe(ratioSays(0.3, traceId))
@@ -65,11 +65,11 @@ test('new traces: recorded exactly when the ratio sampler says so for the trace 
 })
 
 test('a caller decision is followed (parent-based), with its trace id and tracestate', () => {
-  const { exporter, tracers } = setup(0)
+  const { exporter, tracers, flush } = setup(0)
   const caller = '0af7651916cd43dd8448eb211c80319c'
   const sampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-01`, tracestate: 'v=1' }))
   sampled.end({ status: 200, gateway_error: null, app: null })
-  tracers.burst.flush()
+  flush()
   expect(exporter.getFinishedSpans().map((s) => [s.spanContext().traceId, s.parentSpanContext?.spanId])).toEqual([[caller, 'b7ad6b7169203331']])
 
   const unsampled = requestSpan(tracers, ctx({ traceparent: `00-${caller}-b7ad6b7169203331-00`, tracestate: 'v=1' }))
@@ -78,19 +78,25 @@ test('a caller decision is followed (parent-based), with its trace id and traces
   expect(m[2]).not.toBe('b7ad6b7169203331')
   expect(unsampled.headerLines).toEndWith('tracestate: v=1\r\n')
   unsampled.end({ status: 200, gateway_error: null, app: null })
-  tracers.burst.flush()
+  flush()
   expect(exporter.getFinishedSpans()).toHaveLength(1)
 })
 
-test('outside a request decision, the provider gets the configured sampler and fresh ids', () => {
-  const { exporter, tracer } = setup(1)
+test('spans the SDK starts outside a preset get the fallback sampler and fresh ids', () => {
+  const exporter = new InMemorySpanExporter()
+  const preset = new Preset(new AlwaysOnSampler())
+  const tracer = new TracerProvider({ sampler: preset, idGenerator: preset, spanProcessors: [new SimpleSpanProcessor({ exporter })] }).getTracer('t')
   const a = tracer.startSpan('a', undefined, ROOT_CONTEXT)
-  const b = tracer.startSpan('b', undefined, ROOT_CONTEXT)
-  a.end()
-  b.end()
-  const ids = exporter.getFinishedSpans().map((s) => s.spanContext().traceId)
-  expect(ids).toHaveLength(2)
-  expect(ids[0]).not.toBe(ids[1])
+  const b = preset.startWith('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', { decision: SamplingDecision.RECORD_AND_SAMPLED }, () =>
+    tracer.startSpan('b', undefined, ROOT_CONTEXT),
+  )
+  const c = tracer.startSpan('c', undefined, ROOT_CONTEXT)
+  for (const s of [a, b, c]) s.end()
+  const ids = exporter.getFinishedSpans().map((s) => s.spanContext())
+  expect(ids).toHaveLength(3)
+  expect(ids[1]).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' })
+  expect(new Set(ids.map((i) => i.traceId)).size).toBe(3)
+  for (const i of ids) expect(i.traceId).toMatch(/^[0-9a-f]{32}$/)
 })
 
 test('ids from the pool: lowercase hex of the asked length, never all zeros, all distinct across refills', () => {
