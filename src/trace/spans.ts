@@ -153,16 +153,16 @@ class RecordedTry implements UpstreamTrace {
 // A request the sampler did not pick: the trace continues upstream, nothing is recorded. Its
 // tries send the request's traceparent (no span of their own): it is its own UpstreamTrace.
 class UnsampledRequest implements RequestTrace, UpstreamTrace {
-  private lines: string | null = null
+  // A field, as a try's is: the proxy reads it on every request.
+  readonly headerLines: string
 
   constructor(
     private readonly traceId: string,
-    private readonly spanId: string,
-    private readonly traceState: TraceState | undefined,
-  ) {}
-
-  get headerLines(): string {
-    return (this.lines ??= headerLines({ traceId: this.traceId, spanId: this.spanId, traceFlags: 0, traceState: this.traceState }))
+    spanId: string,
+    traceState: TraceState | undefined,
+  ) {
+    this.headerLines =
+      traceState === undefined ? `traceparent: 00-${traceId}-${spanId}-00\r\n` : headerLines({ traceId, spanId, traceFlags: 0, traceState })
   }
 
   attempt(): UpstreamTrace {
@@ -256,7 +256,13 @@ function spanName(ctx: RequestContext): string {
 
 // The request's decision under the client's trace context: its trace id, whether it is
 // recorded, and the caller's span (a valid one, or none) and trace state.
-function decided(decider: Decider, parent: Context, name: (() => string) | null, routeBound: number | null) {
+interface Decided {
+  traceId: string
+  result: SamplingResult
+  caller: SpanContext | undefined
+  traceState: TraceState | undefined
+}
+function decided(decider: Decider, parent: Context, name: (() => string) | null, routeBound: number | null): Decided {
   const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent)
   // A decision by a ratio needs no name: made only for a span.
   const named = name === null || decider.decidesByRatio(caller !== undefined, routeBound) ? '' : name()
@@ -265,13 +271,7 @@ function decided(decider: Decider, parent: Context, name: (() => string) | null,
 }
 
 // A recorded SERVER span's data, before its answer.
-function serverSpan(
-  decider: Decider,
-  name: string,
-  d: { traceId: string; result: SamplingResult; caller: SpanContext | undefined; traceState: TraceState | undefined },
-  start: number,
-  attributes: Attributes,
-): SpanData {
+function serverSpan(decider: Decider, name: string, d: Decided, start: number, attributes: Attributes): SpanData {
   return {
     name,
     kind: SpanKind.SERVER,
@@ -292,9 +292,21 @@ function serverSpan(
 }
 
 // `routeBound`: the route's `trace sample` ratio (as ratioBound), or null.
-export function requestSpan({ decider, spans }: Tracers, ctx: RequestContext, routeBound: number | null = null): RequestTrace {
-  const d = decided(decider, parentOf(ctx.req.headers), () => spanName(ctx), routeBound)
+export function requestSpan(tracers: Tracers, ctx: RequestContext, routeBound: number | null = null): RequestTrace {
+  const decider = tracers.decider
+  const parent = parentOf(ctx.req.headers)
+  // Most requests: no caller, a ratio decides, not recorded: two ids and nothing else.
+  if (parent === ROOT_CONTEXT && decider.decidesByRatio(false, routeBound)) {
+    const { traceId, result } = decider.decide(parent, undefined, '', routeBound)
+    if (!decider.recorded(result)) return new UnsampledRequest(traceId, decider.spanId(), undefined)
+    return recordedRequest(tracers, ctx, { traceId, result, caller: undefined, traceState: result.traceState })
+  }
+  const d = decided(decider, parent, () => spanName(ctx), routeBound)
   if (!decider.recorded(d.result)) return new UnsampledRequest(d.traceId, decider.spanId(), d.traceState)
+  return recordedRequest(tracers, ctx, d)
+}
+
+function recordedRequest({ decider, spans }: Tracers, ctx: RequestContext, d: Decided): RequestTrace {
   const attributes: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: ctx.method,
     [ATTR_URL_PATH]: ctx.path,
