@@ -23,7 +23,6 @@ export const ROWS = [
   'gateway-sink-redis',
   'gateway-trace-100',
   'gateway-trace-1',
-  'gateway-trace-1-untraced',
   'gateway-trace-down',
   'gateway-workers',
 ] as const

@@ -28,7 +28,7 @@ import {
   throttlePolicy,
 } from './throttle.ts'
 import { sinkNotes, SINK_ROUTE, SINK_ROWS, sinkGatewayArgs, sinkPolicy, sinksAvailable, streamEntries } from './sinks.ts'
-import { TRACING_CPU_ROWS, TRACING_ROWS, TracingBench, UNTRACED_ROUTE, UNTRACED_ROW, untracedPolicy } from './tracing.ts'
+import { TRACING_CPU_ROWS, TRACING_ROWS, TracingBench } from './tracing.ts'
 import { CpuTally } from './cpu.ts'
 import { paced, PACED_ROWS, pacedTable } from './paced.ts'
 
@@ -62,7 +62,6 @@ const PATHS: Record<Row, [string, boolean]> = {
   'gateway-sink-redis': [`${SINK_ROUTE}${ORDER}`, false],
   'gateway-trace-100': [`/plain${ORDER}`, false],
   'gateway-trace-1': [`/plain${ORDER}`, false],
-  'gateway-trace-1-untraced': [`${UNTRACED_ROUTE}${ORDER}`, false],
   'gateway-trace-down': [`/plain${ORDER}`, false],
   'gateway-workers': [`/api/v1${ORDER}`, true],
 }
@@ -182,7 +181,7 @@ async function main(): Promise<number> {
 
   const upstream = await startScript('upstream', ['bench/upstream.ts'], pin.side, 10_000)
   // The tracing rows export to a local OTLP receiver, on the load side's CPU.
-  const tracing = opts.rows.some((row) => TRACING_ROWS.includes(row) || row === UNTRACED_ROW)
+  const tracing = opts.rows.some((row) => TRACING_ROWS.includes(row))
     ? new TracingBench(await startScript('otlp-receiver', ['bench/tracing.ts', '--receiver'], pin.side, readyMs))
     : null
   // The gateway's CPU per request, for the rows that compare it (tracing, sinks).
@@ -202,11 +201,7 @@ async function main(): Promise<number> {
   const addBase = (row: Row, base: string) => bases.set(row, [...(bases.get(row) ?? []), base])
   const procs = Array.from({ length: opts.procs }, (_, p) => (opts.procs > 1 ? ` #${p + 1}` : ''))
   const gateways: [string, Gateway][] = []
-  const extraFiles = {
-    ...identity?.files,
-    ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}),
-    ...(opts.rows.includes(UNTRACED_ROW) ? { 'untraced.policy': untracedPolicy() } : {}),
-  }
+  const extraFiles = { ...identity?.files, ...(throttles.size ? { 'throttle.policy': throttlePolicy() } : {}) }
   let policies: string | undefined
   const policyDir = async () => (policies ??= await writeBenchPolicies(join(import.meta.dir, 'policies'), upstream, extraFiles))
   // The --workers gateway serves only the six-directive route; without --redis it would refuse
@@ -250,15 +245,12 @@ async function main(): Promise<number> {
         }
       }
       for (const suffix of procs) addBase(row, gateways.find(([n]) => n === `gateway --redis${suffix}`)?.[1].url ?? '')
-    } else if (tracing && (TRACING_ROWS.includes(row) || row === UNTRACED_ROW)) {
-      // A gateway of its own per row (tracing is process-wide), on the same policies; the
-      // untraced row runs on gateway-trace-1's processes, on its `trace off` route.
-      const owner: Row = row === UNTRACED_ROW ? 'gateway-trace-1' : row
+    } else if (tracing && TRACING_ROWS.includes(row)) {
+      // A gateway of its own per row (tracing is process-wide), on the same policies.
       for (const suffix of procs) {
-        const name = `${owner}${suffix}`
-        if (!gateways.some(([n]) => n === name))
-          gateways.push([name, await startGateway(name, await policyDir(), 1, pin.proxy(), readyMs, tracing.args(owner))])
-        addBase(row, gateways.find(([n]) => n === name)?.[1].url ?? '')
+        const gw = await startGateway(`${row}${suffix}`, await policyDir(), 1, pin.proxy(), readyMs, tracing.args(row))
+        gateways.push([`${row}${suffix}`, gw])
+        addBase(row, gw.url)
       }
     } else if (SINK_ROWS.includes(row)) {
       // Both sink rows on one gateway of their own (a `redis stream` sink needs --redis).
@@ -365,7 +357,6 @@ async function main(): Promise<number> {
     ['gateway-throttle-redis', 'gateway-plain-clients'],
     ['gateway-throttle-redis', 'gateway-plain-clients-redis'],
     ['gateway-trace-1', 'gateway-plain'],
-    ['gateway-trace-1', UNTRACED_ROW],
     ['gateway-trace-100', 'gateway-plain'],
     ['gateway-sink-redis', 'gateway-sink-off'],
   ])
