@@ -70,9 +70,15 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   thread.unref()
   send({ t: 'init', settings: s })
   const decider = new Decider(SAMPLERS[s.sampler](s.ratio), s.sampler.endsWith('traceidratio') ? s.ratio : null)
-  const spans = new SpanPipe((json) => {
-    if (!broken) send({ t: 'spans', json })
-  })
+  // Batches of at most 512 spans (never more than the processor's queue holds, which would
+  // drop the rest) and at most 1 s late (sooner when the processor's own delay is shorter).
+  const spans = new SpanPipe(
+    (json) => {
+      if (!broken) send({ t: 'spans', json })
+    },
+    Math.min(512, s.maxQueueSize),
+    Math.min(1000, s.scheduledDelayMs),
+  )
   const tracers = { decider, spans }
   return {
     description: describeTracing(s),

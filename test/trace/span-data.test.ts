@@ -80,10 +80,10 @@ test("a caller's span is the request span's remote parent, with its flags and tr
 
 function pipe() {
   const sent: SpanData[][] = []
-  return { sent, pipe: new SpanPipe((json) => sent.push(JSON.parse(json) as SpanData[])) }
+  return { sent, pipe: new SpanPipe((json) => sent.push(JSON.parse(json) as SpanData[]), 256, 100) }
 }
 
-test('the pipe sends 256 ended spans at once, without waiting for its timer; flush sends the rest', () => {
+test('the pipe sends its batch (here 256) at once, without waiting for its timer; flush sends the rest', () => {
   const { sent, pipe: spans } = pipe()
   const tracers = { decider: new Decider(new AlwaysOnSampler()), spans }
   for (let i = 0; i < 255; i++) requestSpan(tracers, ctx()).end(END)
@@ -97,9 +97,9 @@ test('the pipe sends 256 ended spans at once, without waiting for its timer; flu
   expect(sent).toHaveLength(2)
 })
 
-test('a span that ended alone is sent by the pipe’s timer, 100 ms later', async () => {
+test('a span that ended alone is sent by the pipe’s timer (here 100 ms) later', async () => {
   const { promise, resolve } = Promise.withResolvers<SpanData[]>()
-  const spans = new SpanPipe((json) => resolve(JSON.parse(json) as SpanData[]))
+  const spans = new SpanPipe((json) => resolve(JSON.parse(json) as SpanData[]), 256, 100)
   requestSpan({ decider: new Decider(new AlwaysOnSampler()), spans }, ctx()).end(END)
   const t0 = performance.now()
   expect(await promise).toHaveLength(1)
