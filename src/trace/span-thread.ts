@@ -13,7 +13,7 @@ import type { TracingSettings } from './options.ts'
 import { makeSpans, Preset, type SpanData } from './span-data.ts'
 
 export type ToSpanThread = { t: 'init'; settings: TracingSettings } | { t: 'spans'; json: string } | { t: 'shutdown' }
-export type FromSpanThread = { t: 'count'; result: SpanResult; n: number } | { t: 'warn'; message: string } | { t: 'done' }
+export type FromSpanThread = { t: 'took' } | { t: 'count'; result: SpanResult; n: number } | { t: 'warn'; message: string } | { t: 'done' }
 
 declare const self: Worker
 const post = (m: FromSpanThread) => self.postMessage(m)
@@ -42,8 +42,13 @@ self.onmessage = async (e: MessageEvent<ToSpanThread>) => {
   const m = e.data
   try {
     if (m.t === 'init') start(m.settings)
-    else if (m.t === 'spans') made?.(JSON.parse(m.json) as SpanData[])
-    else if (m.t === 'shutdown') {
+    else if (m.t === 'spans') {
+      try {
+        made?.(JSON.parse(m.json) as SpanData[])
+      } finally {
+        post({ t: 'took' })
+      }
+    } else if (m.t === 'shutdown') {
       // The batch processor exports what it holds, within the exporter's timeout; the request
       // thread waits for `done` no longer than its own deadline.
       await provider?.shutdown().catch((err: unknown) => post({ t: 'warn', message: `tracing: the last export failed (${message(err)})` }))

@@ -69,24 +69,39 @@ function headerLines(sc: SpanContext): string {
   return sc.traceState === undefined ? lines : `${lines}tracestate: ${sc.traceState.serialize()}\r\n`
 }
 
-// The gateway's SpanSink: ended spans are sent on together, as one JSON text, once `maxSpans`
-// have ended or `maxMs` after the first (the export sees them that much later). Each batch
-// wakes the span thread, which shares the core in a pinned setup: ten wake-ups a second
-// measured about a point of CPU more than one, at 1% sampling (bench/side-by-side.ts).
+export interface PipeLimits {
+  maxSpans: number // a batch is sent when it holds this many
+  maxMs: number // or this long after its first span
+  // Batches sent and not yet taken (made into spans) by the other side: past this many, a
+  // batch is dropped and counted, so a span thread that falls behind never holds more than
+  // about this many batches in memory (the processor's own queue then drops as it did).
+  maxInFlight: number
+}
+
+// The gateway's SpanSink: ended spans are sent on together, as one JSON text, once
+// `maxSpans` have ended or `maxMs` after the first (the export sees them that much later).
+// Each batch wakes the span thread, which shares the core in a pinned setup: ten wake-ups a
+// second measured about a point of CPU more than one, at 1% sampling (bench/side-by-side.ts).
 export class SpanPipe implements SpanSink {
   private pending: SpanData[] = []
   private timer: ReturnType<typeof setTimeout> | null = null
+  private inFlight = 0
 
   constructor(
     private readonly send: (json: string) => void,
-    private readonly maxSpans: number,
-    private readonly maxMs: number,
+    private readonly limits: PipeLimits,
+    private readonly dropped: (spans: number) => void,
   ) {}
+
+  // The other side has made a batch into spans.
+  taken(): void {
+    if (this.inFlight > 0) this.inFlight--
+  }
 
   add(span: SpanData): void {
     this.pending.push(span)
-    if (this.pending.length >= this.maxSpans) this.flush()
-    else this.timer ??= setTimeout(() => this.flush(), this.maxMs)
+    if (this.pending.length >= this.limits.maxSpans) this.flush()
+    else this.timer ??= setTimeout(() => this.flush(), this.limits.maxMs)
   }
 
   flush(): void {
@@ -95,6 +110,8 @@ export class SpanPipe implements SpanSink {
     if (this.pending.length === 0) return
     const spans = this.pending
     this.pending = []
+    if (this.inFlight >= this.limits.maxInFlight) return this.dropped(spans.length)
+    this.inFlight++
     this.send(JSON.stringify(spans))
   }
 }

@@ -56,7 +56,8 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   let broken = false
   thread.onmessage = (e: MessageEvent<FromSpanThread>) => {
     const m = e.data
-    if (m.t === 'count') count(m.result, m.n)
+    if (m.t === 'took') spans.taken()
+    else if (m.t === 'count') count(m.result, m.n)
     else if (m.t === 'warn') warn('tracing', m.message)
     else if (m.t === 'done') done?.()
   }
@@ -71,13 +72,15 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   send({ t: 'init', settings: s })
   const decider = new Decider(SAMPLERS[s.sampler](s.ratio), s.sampler.endsWith('traceidratio') ? s.ratio : null)
   // Batches of at most 512 spans (never more than the processor's queue holds, which would
-  // drop the rest) and at most 1 s late (sooner when the processor's own delay is shorter).
+  // drop the rest) and at most 1 s late (sooner when the processor's own delay is shorter);
+  // no more in flight than that queue holds.
+  const maxSpans = Math.min(512, s.maxQueueSize)
   const spans = new SpanPipe(
     (json) => {
       if (!broken) send({ t: 'spans', json })
     },
-    Math.min(512, s.maxQueueSize),
-    Math.min(1000, s.scheduledDelayMs),
+    { maxSpans, maxMs: Math.min(1000, s.scheduledDelayMs), maxInFlight: Math.max(2, Math.ceil(s.maxQueueSize / maxSpans)) },
+    (n) => count('dropped', n),
   )
   const tracers = { decider, spans }
   return {

@@ -78,9 +78,16 @@ test("a caller's span is the request span's remote parent, with its flags and tr
   expect(client.parentSpanContext).toMatchObject({ traceId: caller.traceId, spanId: server.spanContext().spanId, isRemote: false })
 })
 
-function pipe() {
+const LIMITS = { maxSpans: 256, maxMs: 100, maxInFlight: 4 }
+function pipe(limits = LIMITS) {
   const sent: SpanData[][] = []
-  return { sent, pipe: new SpanPipe((json) => sent.push(JSON.parse(json) as SpanData[]), 256, 100) }
+  const dropped: number[] = []
+  const spans = new SpanPipe(
+    (json) => sent.push(JSON.parse(json) as SpanData[]),
+    limits,
+    (n) => dropped.push(n),
+  )
+  return { sent, dropped, pipe: spans }
 }
 
 test('the pipe sends its batch (here 256) at once, without waiting for its timer; flush sends the rest', () => {
@@ -99,9 +106,25 @@ test('the pipe sends its batch (here 256) at once, without waiting for its timer
 
 test('a span that ended alone is sent by the pipe’s timer (here 100 ms) later', async () => {
   const { promise, resolve } = Promise.withResolvers<SpanData[]>()
-  const spans = new SpanPipe((json) => resolve(JSON.parse(json) as SpanData[]), 256, 100)
+  const spans = new SpanPipe(
+    (json) => resolve(JSON.parse(json) as SpanData[]),
+    LIMITS,
+    () => {},
+  )
   requestSpan({ decider: new Decider(new AlwaysOnSampler()), spans }, ctx()).end(END)
   const t0 = performance.now()
   expect(await promise).toHaveLength(1)
   expect(performance.now() - t0).toBeGreaterThan(50)
+})
+
+test('batches the other side has not taken are bounded: past maxInFlight a batch is dropped and counted', () => {
+  const { sent, dropped, pipe: spans } = pipe({ maxSpans: 2, maxMs: 100, maxInFlight: 2 })
+  const tracers = { decider: new Decider(new AlwaysOnSampler()), spans }
+  for (let i = 0; i < 6; i++) requestSpan(tracers, ctx()).end(END) // three batches of two
+  expect(sent.map((b) => b.length)).toEqual([2, 2])
+  expect(dropped).toEqual([2])
+  spans.taken() // the span thread made one
+  for (let i = 0; i < 2; i++) requestSpan(tracers, ctx()).end(END)
+  expect(sent.map((b) => b.length)).toEqual([2, 2, 2])
+  expect(dropped).toEqual([2])
 })
