@@ -5,9 +5,8 @@
 export interface RouteTracing {
   // Not traced: no span, no ids; the client's traceparent and tracestate go upstream as sent.
   readonly off: boolean
-  // The share of new traces recorded on this route (replacing the gateway's ratio), and its
+  // The share of new traces recorded on this route (replacing the gateway's ratio), as its
   // bound on a trace id's words (ratioBound); null with `off`.
-  readonly ratio: number | null
   readonly bound: number | null
 }
 
@@ -17,8 +16,8 @@ export function ratioBound(ratio: number): number {
   return ratio >= 1 ? 4294967296 : ratio > 0 ? Math.floor(ratio * 4294967295) : 0
 }
 
-export const TRACE_OFF: RouteTracing = Object.freeze({ off: true, ratio: null, bound: null })
+export const TRACE_OFF: RouteTracing = Object.freeze({ off: true, bound: null })
 
 export function sampledAt(ratio: number): RouteTracing {
-  return Object.freeze({ off: false, ratio, bound: ratioBound(ratio) })
+  return Object.freeze({ off: false, bound: ratioBound(ratio) })
 }

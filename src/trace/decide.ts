@@ -6,7 +6,6 @@
 import { SpanKind, type Attributes, type Context, type Link } from '@opentelemetry/api'
 import { ParentBasedSampler, SamplingDecision, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
 import { ratioBound } from '../runtime/route-tracing.ts'
-export { ratioBound }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({})
 

@@ -1,7 +1,6 @@
 // Tracing settings: where spans go (OTLP/HTTP) and which requests are sampled, from the flags
 // and the OpenTelemetry SDK environment variables. Any bad value is one clear message.
 import { z } from 'zod'
-import type { Metrics } from '../metrics/metrics.ts'
 
 export const SAMPLERS = [
   'always_on',
@@ -129,13 +128,4 @@ export function tracingSettings(flags: TracingFlags, env: Record<string, string 
 export function describeTracing(s: TracingSettings): string {
   const ratio = s.sampler.endsWith('traceidratio') ? ` ${s.ratio}` : ''
   return `tracing: OTLP ${s.protocol} to ${s.url}, sampler ${s.sampler}${ratio}`
-}
-
-// The span counts' family (a --workers primary, which traces nothing, learns it from the
-// workers' metrics).
-export function describeTraceMetrics(metrics: Metrics | null): void {
-  metrics?.describe(
-    'gateway_trace_spans_total',
-    'Spans of traced requests by result: exported, dropped (the export queue was full), failed (the collector did not take them).',
-  )
 }

@@ -282,10 +282,10 @@ interface Decided {
   caller: SpanContext | undefined
   traceState: TraceState | undefined
 }
-function decided(decider: Decider, parent: Context, name: (() => string) | null, routeBound: number | null): Decided {
+function decided(decider: Decider, parent: Context, name: () => string, routeBound: number | null): Decided {
   const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent)
   // A decision by a ratio needs no name: made only for a span.
-  const named = name === null || decider.decidesByRatio(caller !== undefined, routeBound) ? '' : name()
+  const named = decider.decidesByRatio(caller !== undefined, routeBound) ? '' : name()
   const { traceId, result } = decider.decide(parent, caller?.traceId, named, routeBound)
   return { traceId, result, caller, traceState: result.traceState ?? caller?.traceState }
 }

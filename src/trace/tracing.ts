@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/metrics.ts'
 import type { RequestObserver } from '../runtime/handle.ts'
 import { Decider } from './decide.ts'
 import type { SpanResult } from './export.ts'
-import { describeTraceMetrics, describeTracing, type SamplerName, type TracingSettings } from './options.ts'
+import { describeTracing, type SamplerName, type TracingSettings } from './options.ts'
 import type { FromSpanThread, ToSpanThread } from './span-thread.ts'
 import { earlySpan, requestSpan, SpanPipe } from './spans.ts'
 
@@ -33,7 +33,10 @@ const SAMPLERS: Record<SamplerName, (ratio: number) => Sampler> = {
 const NOTICE_EVERY_MS = 60_000
 
 export function startTracing(s: TracingSettings, metrics: Metrics | null): Tracing {
-  describeTraceMetrics(metrics)
+  metrics?.describe(
+    'gateway_trace_spans_total',
+    'Spans of traced requests by result: exported, dropped (the export queue was full), failed (the collector did not take them).',
+  )
   // Lost spans: counted in the metric, and told on stderr at most once a minute.
   const lost = { dropped: 0, failed: 0 }
   let noticed = -Infinity
@@ -54,19 +57,6 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
   const send = (m: ToSpanThread) => thread.postMessage(m)
   let done: (() => void) | null = null
   let broken = false
-  thread.onmessage = (e: MessageEvent<FromSpanThread>) => {
-    const m = e.data
-    if (m.t === 'took') spans.taken()
-    else if (m.t === 'count') count(m.result, m.n)
-    else if (m.t === 'warn') warn('tracing', m.message)
-    else if (m.t === 'done') done?.()
-  }
-  thread.onerror = (e: ErrorEvent) => {
-    // The span thread is gone: spans are no longer made; requests are not affected.
-    if (!broken) warn('tracing', `tracing: the span thread stopped (${e.message}); no more spans are exported`)
-    broken = true
-    done?.()
-  }
   // The span thread must not keep the process alive; shutdown() waits for it when it matters.
   thread.unref()
   send({ t: 'init', settings: s })
@@ -82,6 +72,19 @@ export function startTracing(s: TracingSettings, metrics: Metrics | null): Traci
     { maxSpans, maxMs: Math.min(1000, s.scheduledDelayMs), maxInFlight: Math.max(2, Math.ceil(s.maxQueueSize / maxSpans)) },
     (n) => count('dropped', n),
   )
+  thread.onmessage = (e: MessageEvent<FromSpanThread>) => {
+    const m = e.data
+    if (m.t === 'took') spans.taken()
+    else if (m.t === 'count') count(m.result, m.n)
+    else if (m.t === 'warn') warn('tracing', m.message)
+    else if (m.t === 'done') done?.()
+  }
+  thread.onerror = (e: ErrorEvent) => {
+    // The span thread is gone: spans are no longer made; requests are not affected.
+    if (!broken) warn('tracing', `tracing: the span thread stopped (${e.message}); no more spans are exported`)
+    broken = true
+    done?.()
+  }
   const tracers = { decider, spans }
   return {
     description: describeTracing(s),

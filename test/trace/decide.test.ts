@@ -12,7 +12,8 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
-import { Decider, IdPool, idWords, ratioBound } from '../../src/trace/decide.ts'
+import { ratioBound } from '../../src/runtime/route-tracing.ts'
+import { Decider, IdPool, idWords } from '../../src/trace/decide.ts'
 import { requestSpan } from '../../src/trace/spans.ts'
 import { Preset } from '../../src/trace/span-data.ts'
 import { madeSpans } from './made-spans.ts'
